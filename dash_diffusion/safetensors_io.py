@@ -1,0 +1,81 @@
+"""Reading and atomically writing safetensors files, with one-line errors for bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from .errors import DashError
+
+#: Header key under which every file this project writes keeps its LoRA-Dash metadata (JSON).
+DASH_METADATA_KEY = "lora_dash"
+
+
+def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write ``tensors`` to ``path`` through a temporary file in the same folder and ``os.replace``,
+    so a crash never leaves a half-written file under the final name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ready = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(ready, tmp, metadata=metadata)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _open_error(path: Path, error: Exception) -> DashError:
+    return DashError(f"cannot read '{path}' as safetensors ({error}): pass an intact .safetensors adapter file")
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors (on CPU) and the header metadata of a safetensors file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DashError(f"adapter file '{path}' does not exist: check the path")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise _open_error(path, error) from error
+    return tensors, metadata
+
+
+def read_header(path: str | Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """Tensor shapes and header metadata, without reading the tensor data."""
+    path = Path(path)
+    if not path.is_file():
+        raise DashError(f"adapter file '{path}' does not exist: check the path")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise _open_error(path, error) from error
+    return shapes, metadata
+
+
+def dash_metadata(header: dict[str, str]) -> dict[str, Any] | None:
+    """The parsed LoRA-Dash metadata of a header, or None when the file has none."""
+    raw = header.get(DASH_METADATA_KEY)
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
