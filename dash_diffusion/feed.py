@@ -1,0 +1,157 @@
+"""Turn the DreamBooth dataset into model inputs, one optimizer step at a time.
+
+Data order is a pure function of ``(seed, epoch)``: the bucket sampler's batches for the epoch are
+padded by cycling to a multiple of ``processes x accumulation`` and dealt round-robin to the processes,
+so every optimizer step sees exactly ``gradient_accumulation_steps`` micro-batches on every process and
+a resumed run continues with the very batches an uninterrupted run would have used.
+
+With frozen text encoders the VAE latent distributions (of the unflipped and, with ``random_flip``,
+the flipped image) and the prompt embeddings are computed once and cached; latents are sampled from the
+cached distribution at each step, as the uncached path does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .buckets import BucketBatchSampler
+from .data import DreamBoothDataset, flip_example
+from .sdxl import encode_prompts, time_ids, tokenize
+
+
+@dataclass
+class StepInputs:
+    """UNet inputs of one micro-batch."""
+
+    latents: torch.Tensor  # (B, 4, h, w) scaled latents
+    prompt_embeds: torch.Tensor  # (B, 77, d1 + d2)
+    pooled: torch.Tensor  # (B, d2)
+    time_ids: torch.Tensor  # (B, 6)
+
+
+def deal(batches: list[list[int]], processes: int, per_process_multiple: int, rank: int) -> list[list[int]]:
+    """This process's share of ``batches``: padded by cycling so each process gets the same number
+    (a multiple of ``per_process_multiple``), then dealt round-robin."""
+    per_process = math.ceil(len(batches) / processes)
+    per_process = math.ceil(per_process / per_process_multiple) * per_process_multiple
+    padded = [batches[i % len(batches)] for i in range(per_process * processes)]
+    return padded[rank::processes]
+
+
+class TrainingFeed:
+    """Per-epoch micro-batches of instance (and class) examples and their encoded inputs."""
+
+    def __init__(self, dataset: DreamBoothDataset, components: Any, batch_size: int, accumulation: int, processes: int, rank: int, seed: int, device: torch.device, cache: bool, train_text_encoder: bool):
+        self.dataset = dataset
+        self.components = components
+        self.accumulation = accumulation
+        self.processes = processes
+        self.rank = rank
+        self.device = device
+        self.train_text_encoder = train_text_encoder
+        sizes = dataset.target_sizes
+        instance = list(range(dataset.instance_len))
+        self.instance_sampler = BucketBatchSampler([sizes[i] for i in instance], batch_size, seed=seed)
+        self.class_sampler = None
+        if dataset.class_len:
+            class_keys = [sizes[dataset.instance_len + i] for i in range(dataset.class_len)]
+            self.class_sampler = BucketBatchSampler(class_keys, batch_size, seed=seed + 1)
+        self.cache = cache and not train_text_encoder
+        self._latent_cache: dict[tuple[int, bool], torch.Tensor] = {}
+        self._prompt_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # ------------------------------------------------------------------ order
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one epoch."""
+        return len(self.micro_batches(0)) // self.accumulation
+
+    def micro_batches(self, epoch: int) -> list[tuple[list[int], list[int] | None]]:
+        """This process's ``(instance indices, class indices or None)`` micro-batches of ``epoch``."""
+        instance = deal(self.instance_sampler.batches(epoch), self.processes, self.accumulation, self.rank)
+        if self.class_sampler is None:
+            return [(batch, None) for batch in instance]
+        offset = self.dataset.instance_len
+        class_batches = self.class_sampler.batches(epoch)
+        paired = []
+        for k, batch in enumerate(instance):
+            chosen = class_batches[(k * self.processes + self.rank) % len(class_batches)]
+            paired.append((batch, [offset + i for i in chosen]))
+        return paired
+
+    # ------------------------------------------------------------------ encoding
+    def _example(self, index: int, flip: bool) -> tuple[torch.Tensor, str, torch.Tensor]:
+        """Pixels (3, H, W) in [-1, 1], prompt and the (6,) time ids of one example."""
+        item = self.dataset[index]
+        pixels, crop = item["pixel_values"], tuple(item["crop_top_left"])
+        if flip:
+            pixels, crop = flip_example(pixels, crop, item["original_size"], item["target_size"])
+        ids = time_ids(torch.tensor([item["original_size"]]), torch.tensor([crop]), torch.tensor([item["target_size"]]))[0]
+        return pixels, item["prompt"], ids
+
+    @torch.no_grad()
+    def _encode_pixels(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """VAE latent distribution ``(mean, std)`` of a (B, 3, H, W) batch."""
+        vae = self.components.vae
+        dist = vae.encode(pixels.to(self.device, dtype=vae.dtype)).latent_dist
+        return dist.mean.float(), dist.std.float()
+
+    def _sample_latents(self, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        latents = mean + std * torch.randn_like(mean)
+        return latents * self.components.vae.config.scaling_factor
+
+    def _encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.components
+        ids = [tokenize(c.tokenizer, prompts), tokenize(c.tokenizer_2, prompts)]
+        return encode_prompts([c.text_encoder, c.text_encoder_2], ids)
+
+    def _cached_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        for prompt in prompts:
+            if prompt not in self._prompt_cache:
+                with torch.no_grad():
+                    embeds, pooled = self._encode_text([prompt])
+                self._prompt_cache[prompt] = (embeds[0], pooled[0])
+        return torch.stack([self._prompt_cache[p][0] for p in prompts]), torch.stack([self._prompt_cache[p][1] for p in prompts])
+
+    def _cached_latents(self, index: int, flip: bool) -> torch.Tensor:
+        key = (self.dataset.example_id(index), flip)
+        if key not in self._latent_cache:
+            pixels, _, _ = self._example(index, flip)
+            mean, std = self._encode_pixels(pixels[None])
+            self._latent_cache[key] = torch.stack([mean[0], std[0]])
+        return self._latent_cache[key]
+
+    def warm_cache(self) -> None:
+        """Encode every example (both flips when flipping) and prompt now, before training starts."""
+        if not self.cache:
+            return
+        flips = (False, True) if self.dataset.random_flip else (False,)
+        for index in range(len(self.dataset)):
+            for flip in flips:
+                self._cached_latents(index, flip)
+            self._cached_text([self.dataset[index]["prompt"]])
+
+    def inputs(self, indices: list[int], epoch: int) -> StepInputs:
+        """Encoded inputs of one micro-batch; latents are freshly sampled (consumes the global RNG)."""
+        flips = [self.dataset.flip_for(i, epoch) for i in indices]
+        examples = [self._example(i, f) for i, f in zip(indices, flips)] if not self.cache else None
+        prompts = [self.dataset[i]["prompt"] for i in indices] if self.cache else [e[1] for e in examples]
+        if self.cache:
+            stats = torch.stack([self._cached_latents(i, f) for i, f in zip(indices, flips)])
+            latents = self._sample_latents(stats[:, 0], stats[:, 1])
+            embeds, pooled = self._cached_text(prompts)
+            ids = torch.stack([self._example_time_ids(i, f) for i, f in zip(indices, flips)])
+        else:
+            pixels = torch.stack([e[0] for e in examples])
+            latents = self._sample_latents(*self._encode_pixels(pixels))
+            with torch.set_grad_enabled(self.train_text_encoder):
+                embeds, pooled = self._encode_text(prompts)
+            ids = torch.stack([e[2] for e in examples])
+        return StepInputs(latents=latents, prompt_embeds=embeds, pooled=pooled, time_ids=ids.to(self.device))
+
+    def _example_time_ids(self, index: int, flip: bool) -> torch.Tensor:
+        return self._example(index, flip)[2]
