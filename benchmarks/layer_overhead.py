@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import math
 import os
 import platform
 import re
@@ -223,7 +224,9 @@ def run_layer(args: argparse.Namespace, device: torch.device) -> list[LayerResul
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         x = torch.randn(1, tokens, in_features, device=device, dtype=dtype)
         steps = {name: make_step(module, x, device) for name, module in variants.items()}
+        begin, cpu_before = time.perf_counter(), busy_cpu_seconds()
         samples = time_interleaved(steps, args.repeats, args.warmup, device)
+        load = other_load(cpu_before, busy_cpu_seconds(), time.perf_counter() - begin)
         median = {n: 1e3 * statistics.median(s) for n, s in samples.items()}
         iqr = {}
         for n, s in samples.items():
@@ -234,7 +237,8 @@ def run_layer(args: argparse.Namespace, device: torch.device) -> list[LayerResul
         cells = "  ".join(f"{n} {median[n]:8.3f} ms (IQR {iqr[n]:4.1f}%)" for n in VARIANTS)
         print(
             f"[layer] {tokens:5d} x {in_features} -> {out_features}: {cells}  "
-            f"b/a {result.ratio('dash', 'plain'):.3f}  c/b {result.ratio('dense', 'dash'):.2f}",
+            f"b/a {result.ratio('dash', 'plain'):.3f}  c/b {result.ratio('dense', 'dash'):.2f}  "
+            f"(other processes: {load:.2f} cores)",
             flush=True,
         )
     return results
@@ -363,6 +367,25 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def busy_cpu_seconds() -> tuple[float, float]:
+    """(CPU seconds all processes have used, CPU seconds this process has used) so far.
+
+    The machine-wide figure comes from ``/proc/stat`` (NaN where it does not exist)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    own = usage.ru_utime + usage.ru_stime
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return math.nan, own
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK"), own
+
+
+def other_load(before: tuple[float, float], after: tuple[float, float], seconds: float) -> float:
+    """Cores kept busy by other processes on average between two :func:`busy_cpu_seconds` readings."""
+    return max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / seconds)
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True, timeout=10)
@@ -390,11 +413,14 @@ def environment(device: torch.device) -> str:
     return "; ".join(parts)
 
 
-def section(device: torch.device, part: str, body: str, started: datetime.datetime, seconds: float) -> str:
+def section(
+    device: torch.device, part: str, body: str, started: datetime.datetime, seconds: float, load: float
+) -> str:
     dtype = "bf16 autocast (bf16 base, fp32 adapter)" if device.type == "cuda" else "float32"
     return (
         f"Command: `{command_line()}`  \n"
-        f"Date: {started:%Y-%m-%d %H:%M} UTC; commit {git_commit()}; this part took {seconds:.0f} s.  \n"
+        f"Date: {started:%Y-%m-%d %H:%M} UTC; commit {git_commit()}; this part took {seconds:.0f} s; "
+        f"other processes kept {load:.2f} of {os.cpu_count()} CPU cores busy on average meanwhile.  \n"
         f"Device: {device.type}, {dtype}; {environment(device)}.\n\n"
         f"{body}"
     )
@@ -435,8 +461,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_device = "cuda" if torch.cuda.is_available() else "cpu"
     parser.add_argument("--device", choices=("cpu", "cuda"), default=default_device, help="default: cuda when available")
-    parser.add_argument("--repeats", type=int, default=150, help="timed repeats per variant and shape")
-    parser.add_argument("--warmup", type=int, default=15, help="untimed repeats per variant and shape first")
+    parser.add_argument("--repeats", type=int, default=300, help="timed repeats per variant and shape")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed repeats per variant and shape first")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch CPU threads")
     parser.add_argument("--rank", type=int, default=4, help="LoRA rank r")
     parser.add_argument("--directions", type=int, default=8, help="LoRA-Dash directions s")
@@ -462,12 +488,15 @@ def main(argv: list[str] | None = None) -> None:
         parts.append(("switch", lambda: switch_table(run_switch(args, device), device)))
     for part, run in parts:
         started = datetime.datetime.now(datetime.timezone.utc)
-        begin = time.perf_counter()
+        begin, cpu_before = time.perf_counter(), busy_cpu_seconds()
         table = run()
         seconds = time.perf_counter() - begin
-        print(f"\n{table}\n[{part}] {seconds:.0f} s", flush=True)
+        load = other_load(cpu_before, busy_cpu_seconds(), seconds)
+        print(f"\n{table}\n[{part}] {seconds:.0f} s; other processes kept {load:.2f} CPU cores busy", flush=True)
+        if load > 0.1:
+            print(f"[{part}] warning: other processes competed for the CPU, the timings are disturbed", flush=True)
         if args.markdown:
-            write_markdown(args.markdown, device, part, section(device, part, table, started, seconds))
+            write_markdown(args.markdown, device, part, section(device, part, table, started, seconds, load))
     if args.markdown and parts:
         print(f"wrote {args.markdown}")
 

@@ -30,6 +30,16 @@ def broadcast_directions(model: nn.Module, broadcast: Callable[[torch.Tensor], t
             buffer.copy_(broadcast(buffer.clone()))
 
 
+def directions_fingerprint(models: dict[str, nn.Module]) -> torch.Tensor:
+    """(3,) float64 summary of every layer's selected directions (index sum, sum of U_s and V_s entries)
+    to compare across ranks: equal fingerprints mean the ranks agree."""
+    total = torch.zeros(3, dtype=torch.float64)
+    for model in models.values():
+        for layer in dash_layers(model).values():
+            total += torch.stack([layer.dash_indices.sum().double().cpu(), layer.dash_U.double().sum().cpu(), layer.dash_V.double().sum().cpu()])
+    return total
+
+
 def format_selection(summary: dict[str, dict[str, list]], limit: int = 6) -> str:
     """Human-readable summary: per layer, the chosen singular-value positions and their change rates."""
     lines = []

@@ -29,13 +29,20 @@ from .feed import TrainingFeed
 from .inject import dash_config_of, inject_dash, trainable_parameters
 from .model_card import model_card
 from .optim import make_lr_scheduler, make_optimizer
-from .schedule import DashSchedule
+from .schedule import DashSchedule, directions_fingerprint
 from .sdxl import SDXLComponents, diffusion_loss, load_components, sample_noise, training_target
 from .train_config import TrainConfig
 from .validation import render_validation, save_validation
 
 logger = logging.getLogger(__name__)
 DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def effective_learning_rate(config: TrainConfig, processes: int) -> float:
+    """``--learning_rate``, times batch size x accumulation x processes with ``--scale_lr``."""
+    if not config.scale_lr:
+        return config.learning_rate
+    return config.learning_rate * config.train_batch_size * config.gradient_accumulation_steps * processes
 
 
 def make_accelerator(config: TrainConfig) -> Any:
@@ -49,6 +56,12 @@ def make_accelerator(config: TrainConfig) -> Any:
             raise DashError("--report_to tensorboard needs tensorboard: pip install tensorboard, or drop the option") from error
     # dash_U/dash_V are constant buffers: broadcasting them on every forward would only cost bandwidth.
     # The first CLIP encoder's last layer feeds no output (SDXL uses its penultimate states).
+    from accelerate.state import AcceleratorState
+
+    if not torch.distributed.is_initialized():
+        # train() may run several times in one process (notebooks, tests): forget the previous run's
+        # mixed-precision choice. A launched multi-process run keeps its process group.
+        AcceleratorState._reset_state(reset_partial_state=True)
     ddp = DistributedDataParallelKwargs(broadcast_buffers=False, find_unused_parameters=config.train_text_encoder)
     project = ProjectConfiguration(project_dir=config.output_dir, logging_dir=str(Path(config.output_dir) / "logs"))
     return Accelerator(
@@ -117,7 +130,14 @@ def micro_step_loss(config: TrainConfig, unet: Any, components: SDXLComponents, 
     return diffusion_loss(prediction, target, timesteps, components.noise_scheduler, config.snr_gamma)
 
 
-def write_outputs(config: TrainConfig, models: dict[str, torch.nn.Module], dataset: DreamBoothDataset, schedule: DashSchedule, global_step: int) -> Path:
+def check_ranks_agree(accelerator: Any, models: dict[str, torch.nn.Module]) -> None:
+    """Every process must hold the same directions; anything else is a bug worth stopping for."""
+    fingerprints = accelerator.gather(directions_fingerprint(models).to(accelerator.device)[None])
+    if not torch.equal(fingerprints, fingerprints[:1].expand_as(fingerprints)):
+        raise DashError(f"processes disagree on the selected directions ({fingerprints.tolist()}): please report this with your accelerate config")
+
+
+def write_outputs(config: TrainConfig, models: dict[str, torch.nn.Module], dataset: DreamBoothDataset, schedule: DashSchedule, global_step: int, world_size: int = 1) -> Path:
     """The three adapter files, ``training_args.json`` and the README model card."""
     output = config.output_path
     metadata = {
@@ -125,6 +145,7 @@ def write_outputs(config: TrainConfig, models: dict[str, torch.nn.Module], datas
         "selected_at_step": schedule.selected_at_step,
         "global_step": global_step,
         "instance_prompt": dataset.instance_prompt,
+        "world_size": world_size,
         "trainer": "dash_diffusion train_dreambooth_dash.py",
     }
     save_adapter(output, models["unet"], models.get("text_encoder"), models.get("text_encoder_2"), metadata=metadata)
@@ -148,23 +169,25 @@ def train(config: TrainConfig) -> Path:
     weight_dtype = DTYPES[config.mixed_precision]
     device = accelerator.device
 
+    def make_dataset(with_class_images: bool) -> DreamBoothDataset:
+        return DreamBoothDataset(
+            config.instance_dir, config.instance_prompt, config.resolution, config.center_crop, config.random_flip, config.repeats,
+            config.bucketing, config.bucket_step, config.seed,
+            class_dir=config.class_dir if with_class_images else None, class_prompt=config.class_prompt,
+        )
+
+    dataset = make_dataset(False)  # bad instance data fails here, before any model is loaded
     components = load_components(config.pretrained_model_name_or_path, config.pretrained_vae_model_name_or_path, config.revision, config.variant)
     if config.with_prior_preservation:
         ensure_class_images(config, components, accelerator)
-    dataset = DreamBoothDataset(
-        config.instance_dir, config.instance_prompt, config.resolution, config.center_crop, config.random_flip, config.repeats,
-        config.bucketing, config.bucket_step, config.seed,
-        class_dir=config.class_dir if config.with_prior_preservation else None, class_prompt=config.class_prompt,
-    )
+        dataset = make_dataset(True)
     if accelerator.is_main_process:
         logger.info("instance prompt: '%s'", dataset.instance_prompt)
     models = prepare_models(config, components, device, weight_dtype)
     feed = TrainingFeed(dataset, components, config.train_batch_size, config.gradient_accumulation_steps, accelerator.num_processes, accelerator.process_index, config.seed, device, config.cache_latents, config.train_text_encoder)
     feed.warm_cache()
 
-    learning_rate = config.learning_rate
-    if config.scale_lr:
-        learning_rate *= config.train_batch_size * config.gradient_accumulation_steps * accelerator.num_processes
+    learning_rate = effective_learning_rate(config, accelerator.num_processes)
     groups = [{"params": trainable_parameters(models["unet"]), "lr": learning_rate}]
     for prefix in ("text_encoder", "text_encoder_2"):
         if prefix in models:
@@ -244,7 +267,8 @@ def train(config: TrainConfig) -> Path:
     progress.close()
 
     accelerator.wait_for_everyone()
+    check_ranks_agree(accelerator, models)
     if accelerator.is_main_process:
-        write_outputs(config, models, dataset, schedule, global_step)
+        write_outputs(config, models, dataset, schedule, global_step, accelerator.num_processes)
     accelerator.end_training()
     return output
