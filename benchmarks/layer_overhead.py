@@ -212,6 +212,7 @@ class LayerResult:
     out_features: int
     median_ms: dict[str, float]
     iqr_pct: dict[str, float]
+    paired_dash_plain: float  # median over repeats of (b)/(a) measured side by side
 
     def ratio(self, num: str, den: str) -> float:
         return self.median_ms[num] / self.median_ms[den]
@@ -232,12 +233,13 @@ def run_layer(args: argparse.Namespace, device: torch.device) -> list[LayerResul
         for n, s in samples.items():
             q1, _, q3 = statistics.quantiles(s, n=4)
             iqr[n] = 100.0 * (q3 - q1) / statistics.median(s)
-        result = LayerResult(tokens, in_features, out_features, median, iqr)
+        paired = statistics.median(b / a for b, a in zip(samples["dash"], samples["plain"]))
+        result = LayerResult(tokens, in_features, out_features, median, iqr, paired)
         results.append(result)
         cells = "  ".join(f"{n} {median[n]:8.3f} ms (IQR {iqr[n]:4.1f}%)" for n in VARIANTS)
         print(
             f"[layer] {tokens:5d} x {in_features} -> {out_features}: {cells}  "
-            f"b/a {result.ratio('dash', 'plain'):.3f}  c/b {result.ratio('dense', 'dash'):.2f}  "
+            f"b/a {result.ratio('dash', 'plain'):.3f} (paired {paired:.3f})  c/b {result.ratio('dense', 'dash'):.2f}  "
             f"(other processes: {load:.2f} cores)",
             flush=True,
         )
@@ -259,7 +261,13 @@ def layer_table(results: list[LayerResult]) -> str:
             f"| {r.ratio('dash', 'textbook'):.3f} | {r.ratio('dense', 'dash'):.2f} | {r.ratio('dense', 'plain'):.2f} |"
         )
     spread = max(max(r.iqr_pct.values()) for r in results)
-    return header + "\n".join(rows) + f"\n\nLargest interquartile range of any cell: {spread:.1f}% of its median.\n"
+    paired = ", ".join(f"{r.paired_dash_plain:.3f}" for r in results)
+    return (
+        header
+        + "\n".join(rows)
+        + f"\n\nLargest interquartile range of any cell: {spread:.1f}% of its median. Cross-check, median over "
+        f"repeats of (b)/(a) timed side by side, per row: {paired}.\n"
+    )
 
 
 # ----------------------------------------------------------------------------- phase switch
@@ -386,6 +394,20 @@ def other_load(before: tuple[float, float], after: tuple[float, float], seconds:
     return max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / seconds)
 
 
+def matmul_gflops(device: torch.device, size: tuple[int, int, int] = (4096, 640, 640), calls: int = 10) -> float:
+    """Throughput of a plain float32 matmul (bf16 on CUDA) now: a probe of how fast the machine runs."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a = torch.randn(size[0], size[1], device=device, dtype=dtype)
+    b = torch.randn(size[1], size[2], device=device, dtype=dtype)
+    a @ b
+    synchronize(device)
+    begin = time.perf_counter()
+    for _ in range(calls):
+        a @ b
+    synchronize(device)
+    return 2 * math.prod(size) * calls / (time.perf_counter() - begin) / 1e9
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True, timeout=10)
@@ -413,14 +435,24 @@ def environment(device: torch.device) -> str:
     return "; ".join(parts)
 
 
-def section(
-    device: torch.device, part: str, body: str, started: datetime.datetime, seconds: float, load: float
-) -> str:
+@dataclass
+class PartRun:
+    """When and how a part ran: for the provenance line of its markdown section."""
+
+    started: datetime.datetime
+    seconds: float
+    other_cores: float
+    gflops_before: float
+    gflops_after: float
+
+
+def section(device: torch.device, body: str, run: PartRun) -> str:
     dtype = "bf16 autocast (bf16 base, fp32 adapter)" if device.type == "cuda" else "float32"
     return (
         f"Command: `{command_line()}`  \n"
-        f"Date: {started:%Y-%m-%d %H:%M} UTC; commit {git_commit()}; this part took {seconds:.0f} s; "
-        f"other processes kept {load:.2f} of {os.cpu_count()} CPU cores busy on average meanwhile.  \n"
+        f"Date: {run.started:%Y-%m-%d %H:%M} UTC; commit {git_commit()}; this part took {run.seconds:.0f} s; "
+        f"other processes kept {run.other_cores:.2f} of {os.cpu_count()} CPU cores busy on average meanwhile; "
+        f"probe matmul (4096 x 640 x 640) {run.gflops_before:.0f} GFLOP/s before, {run.gflops_after:.0f} after.  \n"
         f"Device: {device.type}, {dtype}; {environment(device)}.\n\n"
         f"{body}"
     )
@@ -488,15 +520,20 @@ def main(argv: list[str] | None = None) -> None:
         parts.append(("switch", lambda: switch_table(run_switch(args, device), device)))
     for part, run in parts:
         started = datetime.datetime.now(datetime.timezone.utc)
+        gflops_before = matmul_gflops(device)
         begin, cpu_before = time.perf_counter(), busy_cpu_seconds()
         table = run()
         seconds = time.perf_counter() - begin
-        load = other_load(cpu_before, busy_cpu_seconds(), seconds)
-        print(f"\n{table}\n[{part}] {seconds:.0f} s; other processes kept {load:.2f} CPU cores busy", flush=True)
-        if load > 0.1:
+        record = PartRun(started, seconds, other_load(cpu_before, busy_cpu_seconds(), seconds), gflops_before, matmul_gflops(device))
+        print(
+            f"\n{table}\n[{part}] {seconds:.0f} s; other processes kept {record.other_cores:.2f} CPU cores busy; "
+            f"probe matmul {record.gflops_before:.0f} -> {record.gflops_after:.0f} GFLOP/s",
+            flush=True,
+        )
+        if record.other_cores > 0.1:
             print(f"[{part}] warning: other processes competed for the CPU, the timings are disturbed", flush=True)
         if args.markdown:
-            write_markdown(args.markdown, device, part, section(device, part, table, started, seconds, load))
+            write_markdown(args.markdown, device, part, section(device, table, record))
     if args.markdown and parts:
         print(f"wrote {args.markdown}")
 

@@ -68,10 +68,11 @@ class DashSchedule:
         return bool(layers) and all(layer.directions_selected for layer in layers)
 
     def phase(self, optimizer_step: int) -> str:
-        """``"lora"`` before the switch, ``"dash"`` after it (``"lora"`` throughout a ``--no_dash`` run)."""
+        """The phase optimizer step ``optimizer_step`` (1-based) trains in: ``"lora"`` for steps 1..t,
+        ``"dash"`` from t + 1 on (``"lora"`` throughout a ``--no_dash`` run)."""
         if not self.enabled:
             return "lora"
-        return "dash" if optimizer_step >= self.warmup_steps else "lora"
+        return "dash" if optimizer_step > self.warmup_steps else "lora"
 
     @torch.no_grad()
     def after_optimizer_step(self, optimizer_step: int, accelerator: Any | None = None) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -212,12 +213,15 @@ def train(config: TrainConfig) -> Path:
         state = load_checkpoint(accelerator, resume)
         global_step = state["global_step"]
         schedule.selected_at_step = state.get("selected_at_step")
-        logger.info("resumed from %s at optimizer step %d (phase %s)", resume, global_step, schedule.phase(global_step))
+        logger.info("resumed from %s after optimizer step %d (next step's phase: %s)", resume, global_step, schedule.phase(global_step + 1))
     elif config.resume_from_checkpoint and accelerator.is_main_process:
         logger.info("no checkpoint in %s yet: starting from scratch", output)
     schedule.after_optimizer_step(global_step, accelerator)  # t = 0 selects before the first step
 
     params = [p for group in groups for p in group["params"]]
+    steps_log = output / "logs" / "steps.jsonl"  # one JSON line per optimizer step: loss, lr, phase, seconds
+    if accelerator.is_main_process:
+        steps_log.parent.mkdir(parents=True, exist_ok=True)
     progress = tqdm(total=total_steps, initial=global_step, desc="training", disable=not accelerator.is_local_main_process, dynamic_ncols=True)
     last_checkpoint = None
     while global_step < total_steps:
@@ -225,6 +229,7 @@ def train(config: TrainConfig) -> Path:
         batches = feed.micro_batches(epoch)
         start = global_step - epoch * steps_per_epoch
         for step_in_epoch in range(start, steps_per_epoch):
+            step_started = time.perf_counter()
             micro = batches[step_in_epoch * config.gradient_accumulation_steps : (step_in_epoch + 1) * config.gradient_accumulation_steps]
             step_loss = 0.0
             for position, (instance, class_batch) in enumerate(micro):
@@ -255,6 +260,10 @@ def train(config: TrainConfig) -> Path:
             progress.update(1)
             progress.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", phase=phase)
             accelerator.log({"loss": step_loss, "lr": lr, "phase_dash": int(phase == "dash")}, step=global_step)
+            if accelerator.is_main_process:
+                record = {"step": global_step, "loss": step_loss, "lr": lr, "phase": phase, "seconds": time.perf_counter() - step_started}
+                with open(steps_log, "a") as handle:
+                    handle.write(json.dumps(record) + "\n")
             if global_step % config.checkpointing_steps == 0 or global_step == total_steps:
                 state = {"selected_at_step": schedule.selected_at_step, "epoch": epoch, "phase": phase}
                 last_checkpoint = save_checkpoint(accelerator, output, global_step, state, config.checkpoints_total_limit)

@@ -25,6 +25,9 @@ def test_outputs_load_in_stock_diffusers_and_match_native(tmp_path, caplog):
     card = (out / "README.md").read_text()
     assert "a photo of sks figure" in card and "load_lora_weights" in card and "ComfyUI" in card and "<lora:lora_dash_kohya:1>" in card
     assert json.loads((out / "training_args.json").read_text())["dash_warmup_steps"] == 2
+    steps = [json.loads(line) for line in (out / "logs" / "steps.jsonl").read_text().splitlines()]
+    assert [(s["step"], s["phase"]) for s in steps] == [(1, "lora"), (2, "lora"), (3, "dash"), (4, "dash")]
+    assert all(s["seconds"] > 0 for s in steps)
     meta = read_native_adapter(out / "dash_adapter.safetensors").metadata
     assert (meta["selected_at_step"], meta["global_step"], meta["world_size"]) == (2, 4, 1)
 

@@ -1,0 +1,153 @@
+"""The page: adapters and prompt on the left; Generate, Compare and Inspect tabs on the right.
+
+:func:`build_app` wires the components to :class:`~app.handlers.Handlers`. Every event that touches
+the pipeline shares one concurrency group of size 1 (and the engine holds a lock), so two requests
+never use the pipeline at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Union
+
+import gradio as gr
+
+from .engine import Engine
+from .handlers import COMPARE_BASE, COMPARE_MODES, NUM_SLOTS, WEIGHT_MAX, WEIGHT_MIN, Handlers
+from .library import AdapterLibrary
+from .schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES
+from .settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE, SIDE_STEP
+from .uploads import DEFAULT_MAX_UPLOAD_MB
+
+TITLE = "LoRA-Dash studio"
+PIPELINE_GROUP = "pipeline"
+INTRO = (
+    "Generate with SDXL and your LoRA or LoRA-Dash adapters, compare them with the base model at the same seed, "
+    "and inspect the task-specific directions each LoRA-Dash run selected."
+)
+PipeOrLoader = Union[Any, Callable[[], Any]]
+
+
+def _pipeline(pipe_or_loader: PipeOrLoader) -> Any:
+    """The pipeline itself, or what a zero-argument loader returns (called once, here)."""
+    if hasattr(pipe_or_loader, "unet") or not callable(pipe_or_loader):
+        return pipe_or_loader
+    return pipe_or_loader()
+
+
+def _adapter_dropdown(label: str, choices: list[tuple[str, str]], **kwargs: Any) -> gr.Dropdown:
+    return gr.Dropdown(choices=choices, value="", label=label, filterable=True, **kwargs)
+
+
+def _weight_slider(label: str = "weight") -> gr.Slider:
+    return gr.Slider(WEIGHT_MIN, WEIGHT_MAX, value=1.0, step=0.05, label=label, min_width=120)
+
+
+def _slot(index: int, choices: list[tuple[str, str]]) -> tuple[gr.Dropdown, gr.Slider]:
+    with gr.Row(equal_height=True):
+        return _adapter_dropdown(f"Adapter {index + 1}", choices, scale=3), _weight_slider()
+
+
+def build_app(
+    pipe_or_loader: PipeOrLoader,
+    adapters_dir: str | Path,
+    *,
+    base_name: str | None = None,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+) -> gr.Blocks:
+    """The app for one SDXL pipeline (or a zero-argument function returning it) and one adapters folder.
+
+    ``base_name`` is what the page and the PNG parameters call the base model; ``max_upload_mb``
+    limits uploaded adapter files. The returned Blocks has its queue set up; call ``launch`` on it.
+    """
+    pipe = _pipeline(pipe_or_loader)
+    name = base_name or str(getattr(pipe, "name_or_path", None) or "SDXL base")
+    engine = Engine(pipe, name)
+    library = AdapterLibrary(adapters_dir)
+    handlers = Handlers(engine, library, int(max_upload_mb * 2**20))
+    choices = handlers.choices()
+    side = min(max(engine.default_size, MIN_SIDE), MAX_SIDE)
+
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        gr.Markdown(f"# {TITLE}\n{INTRO}", elem_id="intro")
+        gr.Markdown(f"Base model `{name}` on {engine.device} · adapters from `{library.root}`", elem_classes="subtle")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5, min_width=360):
+                with gr.Group():
+                    gr.Markdown("### Adapters", elem_classes="section-title")
+                    slots = [_slot(index, choices) for index in range(2)]
+                    with gr.Accordion("More adapters", open=False):
+                        slots += [_slot(index, choices) for index in range(2, NUM_SLOTS)]
+                adapter_note = gr.Markdown("", elem_classes="subtle")
+                with gr.Row(equal_height=True):
+                    upload = gr.File(label=f"Upload a LoRA (.safetensors, up to {max_upload_mb:g} MB)", type="filepath", scale=3, height=96)
+                    refresh = gr.Button("Refresh list", variant="secondary", scale=1, min_width=100)
+                upload_status = gr.Markdown("", elem_classes="subtle")
+                prompt = gr.Textbox(label="Prompt", lines=3, placeholder="Pick an adapter to fill in its trigger prompt, e.g. 'a photo of sks robot on the beach'")
+                negative = gr.Textbox(label="Negative prompt", lines=1, placeholder="e.g. blurry, low quality")
+                with gr.Accordion("Settings", open=True):
+                    with gr.Row(equal_height=True):
+                        seed = gr.Number(value=0, precision=0, minimum=-1, maximum=MAX_SEED, label="Seed (-1 = random)", scale=3)
+                        dice = gr.Button("🎲 Random seed", scale=1, min_width=100)
+                    with gr.Row():
+                        steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label="Steps")
+                        guidance = gr.Slider(0, MAX_GUIDANCE, value=6.0, step=0.5, label="Guidance (CFG)")
+                    with gr.Row():
+                        width = gr.Slider(MIN_SIDE, MAX_SIDE, value=side, step=SIDE_STEP, label="Width")
+                        height = gr.Slider(MIN_SIDE, MAX_SIDE, value=side, step=SIDE_STEP, label="Height")
+                    with gr.Row():
+                        num_images = gr.Slider(1, MAX_IMAGES, value=1, step=1, label="Images")
+                        scheduler = gr.Dropdown(list(SCHEDULER_NAMES), value=DEFAULT_SCHEDULER, label="Sampler")
+            with gr.Column(scale=7, min_width=420):
+                with gr.Tabs():
+                    with gr.Tab("Generate", id="generate"):
+                        generate = gr.Button("Generate", variant="primary", size="lg")
+                        gallery = gr.Gallery(label="Images (PNG with the generation parameters)", format="png", columns=2,
+                                             height=560, object_fit="contain", interactive=False, preview=False)
+                        generate_status = gr.Markdown("", elem_classes="subtle")
+                    with gr.Tab("Compare", id="compare"):
+                        mode = gr.Radio(list(COMPARE_MODES), value=COMPARE_BASE, label="Compare")
+                        with gr.Row(equal_height=True, visible=False) as pair_row:
+                            left_name = _adapter_dropdown("Adapter A (left)", choices, scale=3)
+                            left_weight = _weight_slider("weight A")
+                            right_name = _adapter_dropdown("Adapter B (right)", choices, scale=3)
+                            right_weight = _weight_slider("weight B")
+                        compare = gr.Button("Compare at the same seed", variant="primary", size="lg")
+                        with gr.Row():
+                            left_image = gr.Image(label="left", format="png", type="pil", interactive=False, height=420)
+                            right_image = gr.Image(label="right", format="png", type="pil", interactive=False, height=420)
+                        compare_status = gr.Markdown("", elem_classes="subtle")
+                    with gr.Tab("Inspect", id="inspect"):
+                        with gr.Row(equal_height=True):
+                            inspect_name = _adapter_dropdown("Adapter to inspect", choices, scale=4)
+                            inspect_button = gr.Button("Inspect", scale=1, min_width=100)
+                        metadata = gr.Markdown("Pick an adapter to see its settings and the directions it selected.")
+                        heatmap = gr.Image(label="Selected directions and change rates", format="png", type="pil", interactive=False)
+                        table = gr.Dataframe(label="Per layer", wrap=True, interactive=False, max_height=420)
+                        with gr.Accordion("Metadata as JSON", open=False):
+                            metadata_json = gr.JSON(label="metadata")
+
+        slot_inputs: list[Any] = [component for pair in slots for component in pair]
+        pickers = [dropdown for dropdown, _ in slots] + [left_name, right_name, inspect_name]
+        settings = [prompt, negative, seed, steps, guidance, width, height]
+        pipeline_events = {"concurrency_limit": 1, "concurrency_id": PIPELINE_GROUP}
+
+        generate.click(handlers.generate, settings + [num_images, scheduler] + slot_inputs, [gallery, generate_status],
+                       api_name="generate", **pipeline_events)
+        prompt.submit(handlers.generate, settings + [num_images, scheduler] + slot_inputs, [gallery, generate_status],
+                      api_visibility="private", **pipeline_events)
+        compare.click(handlers.compare, settings + [scheduler, mode] + slot_inputs + [left_name, left_weight, right_name, right_weight],
+                      [left_image, right_image, compare_status], api_name="compare", **pipeline_events)
+        upload.upload(handlers.upload, [upload] + pickers, [upload, upload_status] + pickers, api_name="upload", **pipeline_events)
+        refresh.click(handlers.refresh, pickers, pickers, api_name="refresh")
+        demo.load(handlers.refresh, pickers, pickers, api_visibility="private")
+        for picker in pickers[:-1]:
+            picker.input(handlers.adapter_picked, [picker, prompt], [prompt, adapter_note], api_visibility="private")
+        inspect_name.input(handlers.inspect, [inspect_name], [metadata, heatmap, table, metadata_json], api_visibility="private")
+        inspect_button.click(handlers.inspect, [inspect_name], [metadata, heatmap, table, metadata_json], api_name="inspect")
+        dice.click(handlers.new_seed, None, seed, api_name="random_seed")
+        mode.change(lambda m: gr.update(visible=m != COMPARE_BASE), mode, pair_row, api_visibility="private")
+
+    demo.queue(default_concurrency_limit=1, max_size=32)
+    return demo
