@@ -24,6 +24,7 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m dash_diffusion.demo --output_dir outputs/demo
 
 test: $(STAMP)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || ( [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 ) || echo "chromium not installed: the browser test will say why it cannot run"
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 app: $(STAMP)

@@ -57,7 +57,7 @@ def launch_options(host: str = DEFAULT_HOST, port: int | None = None, share: boo
 def main(argv: list[str] | None = None) -> int:
     """Load the base model once, build the app and serve it until interrupted; 2 on a user error."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()  # no per-load chatter about text encoders without LoRA keys

@@ -102,7 +102,7 @@ def metadata_markdown(entry: AdapterEntry, layers: list[LayerDirections]) -> str
         ("target modules", ", ".join(meta.get("target_modules") or []) or None),
         ("layers with directions", len(layers) if layers else None),
     ]
-    lines = [f"#### {entry.name}", "", "| | |", "|---|---|"]
+    lines = [f"#### {entry.name}", "", "| setting | value |", "|---|---|"]
     lines += [f"| {label} | {'`' + str(value) + '`' if label in ('base model', 'trigger prompt') else value} |" for label, value in fields if value not in (None, "")]
     if not layers:
         lines += ["", "No `dash_adapter.safetensors` beside this file, so the selected directions cannot be shown."]

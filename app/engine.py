@@ -42,6 +42,7 @@ class Engine:
 
     def __init__(self, pipe: Any, model_name: str) -> None:
         self.pipe = pipe
+        self.pipe.set_progress_bar_config(disable=True)  # the page shows its own progress bar
         self.model_name = model_name
         self.lock = threading.RLock()
         self.base_scheduler_config = pipe.scheduler.config

@@ -24,6 +24,7 @@ from .heatmap import render_heatmap
 from .infotext import lora_tag_name
 from .library import AdapterEntry, AdapterLibrary
 from .settings import RenderSettings, random_seed
+from .uploads import store_upload
 
 logger = logging.getLogger("app")
 
@@ -112,15 +113,13 @@ class Handlers:
             note += f". Trigger prompt: `{trigger}`"
         return new_prompt, note
 
-    def upload(self, file_path: str | None, *slot_names: str | None) -> list[Any]:
+    def upload(self, file_path: str | None, *picker_values: str | None) -> list[Any]:
         """Check an uploaded file, store it in ``uploads/`` and put it in the first free adapter slot.
 
         Returns the file box (cleared), the status text and one update per adapter dropdown
         (the slots first, then the compare and inspect pickers).
         """
-        from .uploads import store_upload
-
-        untouched = [gr.update() for _ in slot_names]
+        untouched = [gr.update() for _ in picker_values]
         if not file_path:
             return [None, "", *untouched]
         original = Path(file_path).name
@@ -130,7 +129,7 @@ class Handlers:
         except Exception as error:  # noqa: BLE001 - every failure becomes a message
             return [None, _failure(error, f"use '{original}'"), *untouched]
         name = stored.relative_to(self.library.root).as_posix()
-        values = list(slot_names)
+        values = list(picker_values)
         slot_count = min(NUM_SLOTS, len(values))
         free = next((i for i in range(slot_count) if not values[i]), 0)
         values[free] = name
@@ -168,8 +167,11 @@ class Handlers:
         a1: str | None, w1: float, a2: str | None, w2: float, a3: str | None, w3: float, a4: str | None, w4: float,
         left_name: str | None, left_weight: float, right_name: str | None, right_weight: float,
         progress: gr.Progress = gr.Progress(),
-    ) -> tuple[Any, Any, str]:
-        """The same seed and prompt twice: base vs the slots' adapters, or adapter A vs adapter B."""
+    ) -> tuple[Any, str]:
+        """The same seed and prompt twice: base vs the slots' adapters, or adapter A vs adapter B.
+
+        Returns the two images (left, right) with captions, and a status line.
+        """
         try:
             settings = RenderSettings(prompt, negative, seed, steps, guidance, width, height, 1, scheduler).checked()
             if mode == COMPARE_PAIR:
@@ -184,13 +186,13 @@ class Handlers:
                 raise DashError(f"unknown comparison {mode!r}: use one of {', '.join(COMPARE_MODES)}")
             first, second = self.engine.compare(settings, left, right, _progress_callback(progress, "comparing"))
         except Exception as error:  # noqa: BLE001 - every failure becomes a message
-            return gr.skip(), gr.skip(), _failure(error, "compare")
+            return gr.skip(), _failure(error, "compare")
 
         def caption(picks: Picks) -> str:
             return " + ".join(f"{lora_tag_name(entry.name)} × {weight:g}" for entry, weight in picks) or "base model"
 
         status = f"Same prompt, seed {settings.seed}, {settings.scheduler}, {settings.steps} steps: **{caption(left)}** (left) vs **{caption(right)}** (right)."
-        return gr.update(value=first, label=caption(left)), gr.update(value=second, label=caption(right)), status
+        return [(first, caption(left)), (second, caption(right))], status
 
     # ----- inspection -----------------------------------------------------------------------------
     def inspect(self, name: str | None) -> tuple[str, Any, Any, dict[str, Any]]:

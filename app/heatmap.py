@@ -79,20 +79,20 @@ def render_heatmap(layers: Sequence[LayerDirections]) -> Image.Image:
     scaled = (logs - low) / (high - low)
     scaled[np.isnan(scaled) & ~np.isnan(matrix)] = 0.0  # zero rates: bottom of the scale
 
-    title_font, font, small = _font(15), _font(11), _font(10)
+    title_font, font, small = _font(18), _font(13), _font(12)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     labels = [short_layer_name(layer.name) for layer in layers]
-    label_every = max(1, math.ceil(12 / cell_h))
+    label_every = max(1, math.ceil(14 / cell_h))
     margin_left = 16 + max(_text_width(probe, label, font) for label in labels[::label_every])
-    strip_h, top = 44, 64
+    strip_h, top = 44, 72
     grid_w, grid_h = cols * cell_w, rows * cell_h
-    width = max(margin_left + grid_w + 110, 640)
+    width = max(margin_left + grid_w + 120, 720)
     bar_h = max(grid_h, 120)
     height = top + strip_h + 8 + bar_h + 58
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     draw.text((16, 12), "Task-specific directions: change rate per layer and singular-value position", fill=_INK, font=title_font)
-    draw.text((16, 34), "colour = change rate |u_i^T dW v_i| / sigma_i (log scale)   ·   white box = direction selected by LoRA-Dash",
+    draw.text((16, 40), "colour = change rate |u_i^T dW v_i| / sigma_i (log scale)   ·   white box = direction selected by LoRA-Dash",
               fill=_MUTED, font=small)
 
     # how many layers picked each position
@@ -108,7 +108,7 @@ def render_heatmap(layers: Sequence[LayerDirections]) -> Image.Image:
                 bar = max(1, round(strip_h * count / counts.max()))
                 x0 = margin_left + position * cell_w
                 draw.rectangle([x0, top + strip_h - bar, x0 + max(cell_w - 2, 0), top + strip_h - 1], fill=_BAR)
-    draw.text((margin_left + grid_w + 8, top + strip_h - 24), f"times selected\n(max {int(counts.max())})", fill=_MUTED, font=small)
+    draw.text((margin_left + grid_w + 8, top + strip_h - 32), f"times selected\n(max {int(counts.max())})", fill=_MUTED, font=small)
 
     cells = Image.fromarray(colormap(scaled)).resize((grid_w, grid_h), Image.Resampling.NEAREST)
     canvas.paste(cells, (margin_left, grid_top))

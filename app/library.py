@@ -125,8 +125,8 @@ class AdapterLibrary:
         if read is None:
             return None
         keys, metadata = read
-        if not any(_LORA_KEY.search(key) for key in keys):
-            return None  # model weights, a native LoRA-Dash file or anything else that is not a LoRA
+        if not any(_LORA_KEY.search(key) for key in keys) or any(key.endswith(".dash_U") for key in keys):
+            return None  # model weights, a native LoRA-Dash file (its folder is the entry) or anything else
         name = path.relative_to(self.root).as_posix()
         if folder_entry:
             kind = "LoRA-Dash run" if metadata and metadata.get("format") == "lora-dash" else "LoRA folder"

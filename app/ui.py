@@ -36,12 +36,34 @@ def _pipeline(pipe_or_loader: PipeOrLoader) -> Any:
     return pipe_or_loader()
 
 
+def _quiet_checks(*components: gr.components.Component) -> None:
+    """Keep Gradio's own input checks (slider ranges, radio choices) but answer them without a traceback.
+
+    A value out of range can only come from a hand-made API call; the caller gets Gradio's message, and
+    the server log stays free of tracebacks for input mistakes.
+    """
+    for component in components:
+        check = component.preprocess
+
+        def preprocess(payload: Any, check: Callable[[Any], Any] = check) -> Any:
+            try:
+                return check(payload)
+            except gr.Error as error:
+                raise gr.Error(str(error.message), title=error.title, print_exception=False) from None
+            except (TypeError, ValueError) as error:
+                raise gr.Error(f"invalid value {payload!r}: {error}", print_exception=False) from None
+
+        component.preprocess = preprocess  # type: ignore[method-assign]
+
+
 def _adapter_dropdown(label: str, choices: list[tuple[str, str]], **kwargs: Any) -> gr.Dropdown:
-    return gr.Dropdown(choices=choices, value="", label=label, filterable=True, **kwargs)
+    # Custom values are let through on purpose: the handler checks every name itself
+    # (AdapterLibrary.resolve) and answers in words, where Gradio's own check would log a traceback.
+    return gr.Dropdown(choices=choices, value="", label=label, filterable=True, allow_custom_value=True, **kwargs)
 
 
 def _weight_slider(label: str = "weight") -> gr.Slider:
-    return gr.Slider(WEIGHT_MIN, WEIGHT_MAX, value=1.0, step=0.05, label=label, min_width=120)
+    return gr.Slider(WEIGHT_MIN, WEIGHT_MAX, value=1.0, step=0.05, label=label, scale=2, min_width=160)
 
 
 def _slot(index: int, choices: list[tuple[str, str]]) -> tuple[gr.Dropdown, gr.Slider]:
@@ -81,15 +103,15 @@ def build_app(
                         slots += [_slot(index, choices) for index in range(2, NUM_SLOTS)]
                 adapter_note = gr.Markdown("", elem_classes="subtle")
                 with gr.Row(equal_height=True):
-                    upload = gr.File(label=f"Upload a LoRA (.safetensors, up to {max_upload_mb:g} MB)", type="filepath", scale=3, height=96)
-                    refresh = gr.Button("Refresh list", variant="secondary", scale=1, min_width=100)
+                    upload = gr.File(label=f"Upload a LoRA (.safetensors, up to {max_upload_mb:g} MB)", type="filepath", scale=3, height=130)
+                    refresh = gr.Button("Refresh list", variant="secondary", scale=1, min_width=100, elem_id="refresh-button")
                 upload_status = gr.Markdown("", elem_classes="subtle")
                 prompt = gr.Textbox(label="Prompt", lines=3, placeholder="Pick an adapter to fill in its trigger prompt, e.g. 'a photo of sks robot on the beach'")
                 negative = gr.Textbox(label="Negative prompt", lines=1, placeholder="e.g. blurry, low quality")
                 with gr.Accordion("Settings", open=True):
                     with gr.Row(equal_height=True):
-                        seed = gr.Number(value=0, precision=0, minimum=-1, maximum=MAX_SEED, label="Seed (-1 = random)", scale=3)
-                        dice = gr.Button("🎲 Random seed", scale=1, min_width=100)
+                        seed = gr.Number(value=0, precision=0, label=f"Seed (0 to {MAX_SEED}, -1 = random)", scale=3)
+                        dice = gr.Button("Random seed", scale=1, min_width=100)
                     with gr.Row():
                         steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label="Steps")
                         guidance = gr.Slider(0, MAX_GUIDANCE, value=6.0, step=0.5, label="Guidance (CFG)")
@@ -98,13 +120,13 @@ def build_app(
                         height = gr.Slider(MIN_SIDE, MAX_SIDE, value=side, step=SIDE_STEP, label="Height")
                     with gr.Row():
                         num_images = gr.Slider(1, MAX_IMAGES, value=1, step=1, label="Images")
-                        scheduler = gr.Dropdown(list(SCHEDULER_NAMES), value=DEFAULT_SCHEDULER, label="Sampler")
+                        scheduler = gr.Dropdown(list(SCHEDULER_NAMES), value=DEFAULT_SCHEDULER, label="Sampler", allow_custom_value=True)
             with gr.Column(scale=7, min_width=420):
                 with gr.Tabs():
                     with gr.Tab("Generate", id="generate"):
-                        generate = gr.Button("Generate", variant="primary", size="lg")
-                        gallery = gr.Gallery(label="Images (PNG with the generation parameters)", format="png", columns=2,
-                                             height=560, object_fit="contain", interactive=False, preview=False)
+                        generate = gr.Button("Generate", variant="primary", size="lg", elem_id="generate-button")
+                        gallery = gr.Gallery(label="Images (PNG files with the generation parameters)", format="png", columns=2,
+                                             height="auto", object_fit="contain", interactive=False, preview=False)
                         generate_status = gr.Markdown("", elem_classes="subtle")
                     with gr.Tab("Compare", id="compare"):
                         mode = gr.Radio(list(COMPARE_MODES), value=COMPARE_BASE, label="Compare")
@@ -113,17 +135,16 @@ def build_app(
                             left_weight = _weight_slider("weight A")
                             right_name = _adapter_dropdown("Adapter B (right)", choices, scale=3)
                             right_weight = _weight_slider("weight B")
-                        compare = gr.Button("Compare at the same seed", variant="primary", size="lg")
-                        with gr.Row():
-                            left_image = gr.Image(label="left", format="png", type="pil", interactive=False, height=420)
-                            right_image = gr.Image(label="right", format="png", type="pil", interactive=False, height=420)
+                        compare = gr.Button("Compare at the same seed", variant="primary", size="lg", elem_id="compare-button")
+                        pair = gr.Gallery(label="Left and right, same prompt and seed", format="png", columns=2, height="auto",
+                                          object_fit="contain", interactive=False, preview=False)
                         compare_status = gr.Markdown("", elem_classes="subtle")
                     with gr.Tab("Inspect", id="inspect"):
                         with gr.Row(equal_height=True):
                             inspect_name = _adapter_dropdown("Adapter to inspect", choices, scale=4)
-                            inspect_button = gr.Button("Inspect", scale=1, min_width=100)
+                            inspect_button = gr.Button("Inspect", scale=1, min_width=100, elem_id="inspect-button")
                         metadata = gr.Markdown("Pick an adapter to see its settings and the directions it selected.")
-                        heatmap = gr.Image(label="Selected directions and change rates", format="png", type="pil", interactive=False)
+                        heatmap = gr.Image(label="Selected directions and change rates", show_label=False, format="png", type="pil", interactive=False)
                         table = gr.Dataframe(label="Per layer", wrap=True, interactive=False, max_height=420)
                         with gr.Accordion("Metadata as JSON", open=False):
                             metadata_json = gr.JSON(label="metadata")
@@ -132,22 +153,23 @@ def build_app(
         pickers = [dropdown for dropdown, _ in slots] + [left_name, right_name, inspect_name]
         settings = [prompt, negative, seed, steps, guidance, width, height]
         pipeline_events = {"concurrency_limit": 1, "concurrency_id": PIPELINE_GROUP}
+        _quiet_checks(*slot_inputs, *settings, num_images, scheduler, mode, left_name, left_weight, right_name, right_weight, inspect_name)
 
         generate.click(handlers.generate, settings + [num_images, scheduler] + slot_inputs, [gallery, generate_status],
                        api_name="generate", **pipeline_events)
         prompt.submit(handlers.generate, settings + [num_images, scheduler] + slot_inputs, [gallery, generate_status],
-                      api_visibility="private", **pipeline_events)
+                      api_name="generate_on_enter", api_visibility="private", **pipeline_events)
         compare.click(handlers.compare, settings + [scheduler, mode] + slot_inputs + [left_name, left_weight, right_name, right_weight],
-                      [left_image, right_image, compare_status], api_name="compare", **pipeline_events)
+                      [pair, compare_status], api_name="compare", **pipeline_events)
         upload.upload(handlers.upload, [upload] + pickers, [upload, upload_status] + pickers, api_name="upload", **pipeline_events)
         refresh.click(handlers.refresh, pickers, pickers, api_name="refresh")
-        demo.load(handlers.refresh, pickers, pickers, api_visibility="private")
+        demo.load(handlers.refresh, pickers, pickers, api_name="refresh_on_load", api_visibility="private")
         for picker in pickers[:-1]:
-            picker.input(handlers.adapter_picked, [picker, prompt], [prompt, adapter_note], api_visibility="private")
-        inspect_name.input(handlers.inspect, [inspect_name], [metadata, heatmap, table, metadata_json], api_visibility="private")
+            picker.input(handlers.adapter_picked, [picker, prompt], [prompt, adapter_note], api_name="adapter_picked", api_visibility="private")
+        inspect_name.input(handlers.inspect, [inspect_name], [metadata, heatmap, table, metadata_json], api_name="inspect_on_pick", api_visibility="private")
         inspect_button.click(handlers.inspect, [inspect_name], [metadata, heatmap, table, metadata_json], api_name="inspect")
         dice.click(handlers.new_seed, None, seed, api_name="random_seed")
-        mode.change(lambda m: gr.update(visible=m != COMPARE_BASE), mode, pair_row, api_visibility="private")
+        mode.change(lambda m: gr.update(visible=m != COMPARE_BASE), mode, pair_row, api_name="compare_mode", api_visibility="private")
 
     demo.queue(default_concurrency_limit=1, max_size=32)
     return demo

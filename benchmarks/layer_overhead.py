@@ -94,6 +94,12 @@ that no run has been made on say "not measured yet" and contain no numbers.
 * **Phase switch**: `select_directions(unet)` over every `to_q`/`to_k`/`to_v`/`to_out.0` of a
   full-size SDXL UNet (random weights and random non-zero LoRA factors), split into the batched SVD and
   the rest (change rates, top-s, installing the directions).
+
+Reading the CPU figures: the measuring machine is a shared 2-core VM whose speed drifts (the same
+matmul ran at 40-170 GFLOP/s on one day), so each section records how busy other processes kept the
+CPU and a matmul probe before and after. Compare ratios within one table (its variants ran
+interleaved), not absolute times across sections. The switch uses random Gaussian weights; LAPACK's
+SVD time depends mostly on the shape, little on the values. On CPU, float32 throughout.
 """
 PLACEHOLDER = "Not measured yet: no run on a {what} has been made. Fill this section with\n`{command}`."
 

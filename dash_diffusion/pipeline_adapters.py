@@ -56,9 +56,16 @@ def apply_adapters(pipe: Any, adapters: Sequence[tuple[str | Path, float]]) -> l
         path = adapter_file(source)
         checked.append(AppliedAdapter(source=Path(source), name=_adapter_name(index, path), weight=float(weight), info=check_lora_file(path, pipe)))
     clear_adapters(pipe)
-    for adapter in checked:
-        path = adapter.info.path
-        pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=adapter.name)
+    from diffusers.utils import logging as diffusers_logging
+
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # UNet-only files make diffusers warn about the text encoders
+    try:
+        for adapter in checked:
+            path = adapter.info.path
+            pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=adapter.name)
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
     if checked:
         pipe.set_adapters([a.name for a in checked], adapter_weights=[a.weight for a in checked])
     return checked

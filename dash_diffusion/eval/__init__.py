@@ -11,7 +11,8 @@ is scored with
 and rows are reported as mean ± sample std over images, with n. Modules: :mod:`.prompts` (the
 protocol's data), :mod:`.preprocess` and :mod:`.features` (embedders), :mod:`.metrics` (pure
 functions), :mod:`.generation`, :mod:`.scores` and :mod:`.summary`, :mod:`.report` and :mod:`.grid`
-(outputs), :mod:`.record` (``run.json``), :mod:`.config`, :mod:`.runner` and :mod:`.cli`.
+(outputs), :mod:`.subject`, :mod:`.describe` and :mod:`.record` (``run.json``), :mod:`.config`, :mod:`.runner`,
+:mod:`.cli` and :mod:`.tiny_features` (random feature models for offline smoke tests).
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: images generated so far are in the output folder; rerun with --overwrite", file=sys.stderr)
+        print("interrupted: no results were written (the images generated so far are in the output folder)", file=sys.stderr)
         return 130
     print(f"results written to {result.files['results']}")
     return 0

@@ -11,7 +11,7 @@ from dash_diffusion.errors import DashError
 
 from .features import DEFAULT_CLIP_MODEL, DEFAULT_DINO_MODEL
 from .generation import DTYPES, SEED_STRIDE
-from .prompts import DEFAULT_TOKEN, KINDS
+from .prompts import DEFAULT_TOKEN, KINDS, OBJECT_PROMPTS, select_prompts
 
 DEFAULT_BASE = "stabilityai/stable-diffusion-xl-base-1.0"
 BASE_ROW = "base"
@@ -75,6 +75,7 @@ class EvalConfig:
             raise DashError(f"--dtype {self.dtype!r} is not valid: use one of {', '.join(DTYPES)}")
         if not self.token.strip() or " " in self.token.strip():
             raise DashError(f"--token {self.token!r} must be one word, e.g. sks")
+        select_prompts(OBJECT_PROMPTS, self.prompts)  # both lists have 25 prompts
         _positive("num_images", self.num_images, SEED_STRIDE)
         _positive("steps", self.steps)
         _positive("batch_size", self.batch_size)

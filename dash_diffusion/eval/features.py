@@ -51,7 +51,7 @@ def _load_error(role: str, option: str, name: str, error: Exception) -> DashErro
     local = Path(name).expanduser()
     if local.is_dir():
         return DashError(
-            f"--{option} folder '{name}' is not a transformers {role} model ({type(error).__name__}: {str(error).splitlines()[0][:160]}); "
+            f"--{option} folder '{name}' is not a transformers {role} model ({type(error).__name__}: {(str(error).splitlines() or [''])[0][:160]}); "
             f"pass a folder written by save_pretrained or 'hf download'"
         )
     if _looks_like_path(name) or local.exists():
@@ -88,6 +88,13 @@ def _preprocessor_folder(name: str) -> Path | None:
     except Exception:  # noqa: BLE001 - no processor config simply means the published defaults
         return None
     return Path(found).parent if found else None
+
+
+def _check_complete(option: str, name: str, loading: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose weights do not cover the model (they would be random)."""
+    missing = sorted(key for key in loading.get("missing_keys", ()) if not key.startswith("pooler."))
+    if missing:
+        raise DashError(f"--{option} '{name}' lacks {len(missing)} weights of its model (e.g. {missing[0]}): pass a complete checkpoint folder or hub id")
 
 
 def _l2(rows: np.ndarray) -> np.ndarray:
@@ -153,17 +160,21 @@ class ClipEmbedder:
 
 def load_dino(name: str, device: str = "cpu") -> DinoEmbedder:
     """A DINO embedder from a hub id or local folder (float32, eval mode, on ``device``)."""
+    import torch
     from transformers import AutoConfig, AutoModel
 
     try:
         config = AutoConfig.from_pretrained(name)
+        if config.model_type == "clip":
+            raise DashError(f"--dino_model '{name}' is a CLIP model, not a DINO vision transformer: pass one such as {DEFAULT_DINO_MODEL}")
         extra = {"add_pooling_layer": False} if config.model_type == "vit" else {}
-        model = AutoModel.from_pretrained(name, **extra)
+        model, loading = AutoModel.from_pretrained(name, output_loading_info=True, **extra)
     except (OSError, ValueError, KeyError) as error:
         raise _load_error("DINO", "dino_model", name, error) from error
-    if config.model_type == "clip" or "pixel_values" not in inspect.signature(model.forward).parameters:
+    if "pixel_values" not in inspect.signature(model.forward).parameters:
         raise DashError(f"--dino_model '{name}' is a {config.model_type} model, not a vision transformer: pass a DINO ViT such as {DEFAULT_DINO_MODEL}")
-    model.to(device=device, dtype=_float32()).eval()
+    _check_complete("dino_model", name, loading)
+    model.to(device=device, dtype=torch.float32).eval()
     transform = dino_transform(_image_size(config))
     info = FeatureModelInfo("DINO", name, _source(name), type(model).__name__, _commit(config), transform.describe())
     return DinoEmbedder(model, transform, device, info)
@@ -171,20 +182,19 @@ def load_dino(name: str, device: str = "cpu") -> DinoEmbedder:
 
 def load_clip(name: str, device: str = "cpu") -> ClipEmbedder:
     """A CLIP embedder (model + tokenizer) from a hub id or local folder (float32, eval mode, on ``device``)."""
-    from transformers import CLIPModel, CLIPTokenizer
+    import torch
+    from transformers import AutoConfig, CLIPModel, CLIPTokenizer
 
     try:
-        model = CLIPModel.from_pretrained(name)
+        model_type = AutoConfig.from_pretrained(name).model_type
+        if model_type != "clip":
+            raise DashError(f"--clip_model '{name}' is a {model_type} model, not CLIP: pass one such as {DEFAULT_CLIP_MODEL}")
+        model, loading = CLIPModel.from_pretrained(name, output_loading_info=True)
         tokenizer = CLIPTokenizer.from_pretrained(name)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise _load_error("CLIP", "clip_model", name, error) from error
-    model.to(device=device, dtype=_float32()).eval()
+    _check_complete("clip_model", name, loading)
+    model.to(device=device, dtype=torch.float32).eval()
     transform = clip_transform(_image_size(model.config.vision_config), _preprocessor_folder(name))
     info = FeatureModelInfo("CLIP", name, _source(name), type(model).__name__, _commit(model.config), transform.describe())
     return ClipEmbedder(model, tokenizer, transform, device, info)
-
-
-def _float32() -> Any:
-    import torch
-
-    return torch.float32

@@ -12,6 +12,7 @@ comparisons between adapters paired.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -87,15 +88,17 @@ def load_pipeline(base: str, device: str, dtype: Any, variant: str | None = None
     from dash_diffusion.tiny import resolve_model_path
 
     extra: dict[str, Any] = {"variant": variant} if variant else {}
-    if vae:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # newer diffusers renames torch_dtype; older ones need it
+        if vae:
+            try:
+                extra["vae"] = AutoencoderKL.from_pretrained(resolve_model_path(vae), torch_dtype=dtype)
+            except (OSError, ValueError) as error:
+                raise _base_error("VAE", vae, "--vae /path/to/vae") from error
         try:
-            extra["vae"] = AutoencoderKL.from_pretrained(resolve_model_path(vae), torch_dtype=dtype)
+            pipe = StableDiffusionXLPipeline.from_pretrained(resolve_model_path(base), torch_dtype=dtype, **extra)
         except (OSError, ValueError) as error:
-            raise _base_error("VAE", vae, "--vae /path/to/vae") from error
-    try:
-        pipe = StableDiffusionXLPipeline.from_pretrained(resolve_model_path(base), torch_dtype=dtype, **extra)
-    except (OSError, ValueError) as error:
-        raise _base_error("base model", base, "--base /path/to/sdxl, or --base builtin:tiny-sdxl") from error
+            raise _base_error("base model", base, "--base /path/to/sdxl, or --base builtin:tiny-sdxl") from error
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("dash_diffusion", "torch", "diffusers", "transformers", "peft", "numpy", "pillow", "safetensors")
+PACKAGES = ("torch", "diffusers", "transformers", "peft", "numpy", "pillow", "safetensors")
 
 
 def sha256(path: str | Path) -> str:
@@ -31,7 +31,9 @@ def file_record(path: str | Path) -> dict[str, Any]:
 
 
 def versions() -> dict[str, str | None]:
-    found: dict[str, str | None] = {"python": sys.version.split()[0], "platform": platform.platform()}
+    from dash_diffusion import __version__
+
+    found: dict[str, str | None] = {"python": sys.version.split()[0], "platform": platform.platform(), "dash_diffusion": __version__}
     for name in PACKAGES:
         try:
             found[name] = metadata.version(name)
