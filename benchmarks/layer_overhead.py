@@ -29,15 +29,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import math
 import os
-import platform
-import re
 import resource
-import shlex
 import statistics
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -53,11 +48,12 @@ from torch import nn
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-import diffusers  # noqa: E402
 
 from dash_diffusion import inject as dash_inject  # noqa: E402
 from dash_diffusion.config import UNET_TARGET_MODULES, DashConfig  # noqa: E402
 from dash_diffusion.layer import DashLinear  # noqa: E402
+from markdown_section import replace_section  # noqa: E402
+from provenance import RunClock, busy_cpu_seconds, environment, other_load, provenance_header  # noqa: E402
 from sdxl_unet import (  # noqa: E402
     SDXL_UNET_PARAMETERS,
     build_meta_unet,
@@ -373,33 +369,6 @@ def switch_table(r: SwitchResult, device: torch.device) -> str:
 
 
 # ----------------------------------------------------------------------------- environment, output
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        match = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
-        if match:
-            return match.group(1).strip()
-    return platform.processor() or "unknown CPU"
-
-
-def busy_cpu_seconds() -> tuple[float, float]:
-    """(CPU seconds all processes have used, CPU seconds this process has used) so far.
-
-    The machine-wide figure comes from ``/proc/stat`` (NaN where it does not exist)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    own = usage.ru_utime + usage.ru_stime
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return math.nan, own
-    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK"), own
-
-
-def other_load(before: tuple[float, float], after: tuple[float, float], seconds: float) -> float:
-    """Cores kept busy by other processes on average between two :func:`busy_cpu_seconds` readings."""
-    return max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / seconds)
-
-
 def matmul_gflops(device: torch.device, size: tuple[int, int, int] = (4096, 640, 640), calls: int = 10) -> float:
     """Throughput of a plain float32 matmul (bf16 on CUDA) now: a probe of how fast the machine runs."""
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -412,56 +381,6 @@ def matmul_gflops(device: torch.device, size: tuple[int, int, int] = (4096, 640,
         a @ b
     synchronize(device)
     return 2 * math.prod(size) * calls / (time.perf_counter() - begin) / 1e9
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def command_line() -> str:
-    def short(path: str) -> str:
-        with contextlib.suppress(ValueError):
-            return os.path.relpath(path) if Path(path).absolute().is_relative_to(Path.cwd()) else path
-        return path
-
-    return shlex.join([short(sys.executable), short(sys.argv[0]), *sys.argv[1:]])
-
-
-def environment(device: torch.device) -> str:
-    parts = [
-        f"torch {torch.__version__}, diffusers {diffusers.__version__}, Python {platform.python_version()}",
-        f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads",
-    ]
-    if device.type == "cuda":
-        parts.append(f"GPU: {torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}")
-    return "; ".join(parts)
-
-
-@dataclass
-class PartRun:
-    """When and how a part ran: for the provenance line of its markdown section."""
-
-    started: datetime.datetime
-    seconds: float
-    other_cores: float
-    gflops_before: float
-    gflops_after: float
-
-
-def section(device: torch.device, body: str, run: PartRun) -> str:
-    dtype = "bf16 autocast (bf16 base, fp32 adapter)" if device.type == "cuda" else "float32"
-    return (
-        f"Command: `{command_line()}`  \n"
-        f"Date: {run.started:%Y-%m-%d %H:%M} UTC; commit {git_commit()}; this part took {run.seconds:.0f} s; "
-        f"other processes kept {run.other_cores:.2f} of {os.cpu_count()} CPU cores busy on average meanwhile; "
-        f"probe matmul (4096 x 640 x 640) {run.gflops_before:.0f} GFLOP/s before, {run.gflops_after:.0f} after.  \n"
-        f"Device: {device.type}, {dtype}; {environment(device)}.\n\n"
-        f"{body}"
-    )
 
 
 def markers(device: str, part: str) -> tuple[str, str]:
@@ -483,16 +402,11 @@ def new_document() -> str:
 
 
 def write_markdown(path: Path, device: torch.device, part: str, body: str) -> None:
-    text = path.read_text() if path.exists() else new_document()
-    start, end = markers(device.type, part)
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text, count=1)
-    else:
-        text = text.rstrip() + f"\n\n### {device.type} {part}\n\n{block}\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    """Replace this part's section (a new file starts from the document skeleton with every section)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(new_document())
+    replace_section(path, f"layer_overhead:{device.type}:{part}", body)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -525,21 +439,19 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_switch:
         parts.append(("switch", lambda: switch_table(run_switch(args, device), device)))
     for part, run in parts:
-        started = datetime.datetime.now(datetime.timezone.utc)
         gflops_before = matmul_gflops(device)
-        begin, cpu_before = time.perf_counter(), busy_cpu_seconds()
+        clock = RunClock.start()
         table = run()
-        seconds = time.perf_counter() - begin
-        record = PartRun(started, seconds, other_load(cpu_before, busy_cpu_seconds(), seconds), gflops_before, matmul_gflops(device))
-        print(
-            f"\n{table}\n[{part}] {seconds:.0f} s; other processes kept {record.other_cores:.2f} CPU cores busy; "
-            f"probe matmul {record.gflops_before:.0f} -> {record.gflops_after:.0f} GFLOP/s",
-            flush=True,
-        )
-        if record.other_cores > 0.1:
+        seconds, load = clock.stop()
+        gflops_after = matmul_gflops(device)
+        print(f"\n{table}\n[{part}] {seconds:.0f} s; other processes kept {load:.2f} CPU cores busy; probe matmul {gflops_before:.0f} -> {gflops_after:.0f} GFLOP/s", flush=True)
+        if load > 0.1:
             print(f"[{part}] warning: other processes competed for the CPU, the timings are disturbed", flush=True)
         if args.markdown:
-            write_markdown(args.markdown, device, part, section(device, table, record))
+            probe = f"; probe matmul (4096 x 640 x 640) {gflops_before:.0f} GFLOP/s before, {gflops_after:.0f} after"
+            dtype = "bf16 autocast (bf16 base, fp32 adapter)" if device.type == "cuda" else "float32"
+            header = provenance_header(clock, device, probe, (seconds, load)) + f"Device: {device.type}, {dtype}.\n\n"
+            write_markdown(args.markdown, device, part, header + table)
     if args.markdown and parts:
         print(f"wrote {args.markdown}")
 

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dash_diffusion import DashConfig, dash_layers, inject_dash, trainable_parameters, unwrap_dash  # noqa: E402
 from dash_diffusion.directions import Selection  # noqa: E402
 from markdown_section import replace_section  # noqa: E402
+from provenance import RunClock, provenance_header  # noqa: E402
 from sdxl_unet import build_meta_unet  # noqa: E402
 
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -128,7 +129,7 @@ def main() -> int:
     cuda = device.type == "cuda"
     resolution = args.resolution or (1024 if cuda else 256)
     dtype, autocast = (torch.bfloat16, torch.bfloat16) if cuda else (torch.float32, None)
-    started = time.time()
+    clock = RunClock.start()
     unet = materialize_unet(device, dtype)
     unet.requires_grad_(False)
     unet.train()
@@ -159,7 +160,7 @@ def main() -> int:
     lines = [
         f"SDXL UNet ({sum(p.numel() for p in unet.parameters()) / 1e9:.2f} B parameters, random weights), {resolution}x{resolution} (latents {resolution // 8}x{resolution // 8}), batch 1, "
         f"{'bf16 weights + autocast, fp32 adapters' if cuda else 'float32'}, rank {args.rank}, s = {args.directions}, on {device.type} ({torch.cuda.get_device_name(device) if cuda else f'{torch.get_num_threads()} threads'}); "
-        f"median of {args.rounds} x {args.steps} steps per variant ({args.warmup} untimed warm-up step each), variants interleaved; torch {torch.__version__}; wall time {time.time() - started:.0f} s.",
+        f"median of {args.rounds} x {args.steps} steps per variant ({args.warmup} untimed warm-up step each), variants interleaved.",
         "",
         "| gradient checkpointing | (a) PEFT LoRA steps/s | (b) plain LoRA steps/s | (c) LoRA-Dash steps/s | (c)/(b) time | (b)/(a) time |" + (" peak GiB (a) / (b) / (c) |" if cuda else ""),
         "|---|---|---|---|---|---|" + ("---|" if cuda else ""),
@@ -170,8 +171,7 @@ def main() -> int:
     table = "\n".join(lines)
     print(table)
     if args.markdown:
-        command = "python benchmarks/sdxl_step.py " + " ".join(sys.argv[1:])
-        replace_section(args.markdown, f"sdxl_step:{device.type}", f"Command: `{command}`\n\n{table}")
+        replace_section(args.markdown, f"sdxl_step:{device.type}", provenance_header(clock, device) + "\n" + table)
     return 0
 
 

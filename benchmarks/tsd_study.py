@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dash_diffusion.directions import batched_svd, lora_change_rates  # noqa: E402
 from dash_diffusion.layer import DashLinear  # noqa: E402
 from markdown_section import replace_section  # noqa: E402
+from provenance import RunClock, provenance_header  # noqa: E402
 
 
 @dataclass
@@ -219,11 +220,11 @@ def main() -> int:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    clock = RunClock.start()
     table = run(args, aligned=True) + "\n\n" + run(args, aligned=False)
     print(table)
     if args.markdown:
-        command = "python benchmarks/tsd_study.py " + " ".join(sys.argv[1:])
-        replace_section(args.markdown, "tsd_study", f"Command: `{command}` (torch {torch.__version__}, CPU)\n\n{table}")
+        replace_section(args.markdown, "tsd_study", provenance_header(clock, torch.device("cpu")) + "\n" + table)
     return 0
 
 

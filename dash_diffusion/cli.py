@@ -8,12 +8,10 @@ raised while parsing or training is printed as one line and the process exits wi
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from dataclasses import MISSING, fields
 from typing import Callable, Sequence
 
-from .errors import DashError
+from .cli_runner import run_cli
 from .train_config import TrainConfig
 
 GROUP_TITLES = {
@@ -64,19 +62,12 @@ def parse_config(argv: Sequence[str] | None = None) -> TrainConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``train_dreambooth_dash.py``: parse, train, report; one line and exit 2 on user errors."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for noisy in ("httpx", "urllib3", "PIL", "accelerate", "accelerate.checkpointing", "accelerate.accelerator"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
+
+    def job() -> str:
         config = parse_config(argv)
         from .train import train  # heavy imports after the arguments are known to be valid
 
-        result = train(config)
-    except DashError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: the last checkpoint is intact; resume with --resume_from_checkpoint latest", file=sys.stderr)
-        return 130
-    print(f"adapter written to {result}")
-    return 0
+        return f"adapter written to {train(config)}"
+
+    quiet = ("httpx", "urllib3", "PIL", "accelerate", "accelerate.checkpointing", "accelerate.accelerator")
+    return run_cli(job, quiet, "the last checkpoint is intact; resume with --resume_from_checkpoint latest")

@@ -7,7 +7,7 @@ does not match ``...add_q_proj``). Only ``nn.Linear`` modules are wrapped.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Collection
 
 import torch
 from torch import nn
@@ -101,6 +101,7 @@ def select_directions(
     model: nn.Module,
     svds: dict[str, Any] | None = None,
     device: torch.device | str | None = None,
+    names: Collection[str] | None = None,
 ) -> dict[str, dict[str, list]]:
     """Select the task-specific directions of every :class:`DashLinear` in ``model``.
 
@@ -109,10 +110,13 @@ def select_directions(
     of the phase boundary with :func:`~dash_diffusion.directions.batched_svd`). Each chunk of
     decompositions is consumed at once, so peak memory stays at one chunk.
 
+    ``names`` restricts the work to those layers (a data-parallel process selecting its share); the
+    others are left as they are.
+
     Returns a per-layer summary: ``{"indices": [...], "change_rates": [...], "singular_values": [...]}``
     for the selected positions (unused slots, index -1, are left out).
     """
-    layers = {n: m for n, m in dash_layers(model).items() if m.num_directions > 0}
+    layers = {n: m for n, m in dash_layers(model).items() if m.num_directions > 0 and (names is None or n in names)}
     svds = svds or {}
     missing = {n: m.base_layer.weight for n, m in layers.items() if n not in svds}
     summary: dict[str, dict[str, list]] = {}

@@ -5,8 +5,10 @@ training loop calls :meth:`DashSchedule.after_optimizer_step`, which selects the
 directions of every adapted layer and starts phase 2 ("dash"). The phase depends on the optimizer step
 alone: micro-steps of gradient accumulation, validation passes and gradient-checkpoint recomputation do
 not move it (the reference code counts forward calls, so ``t = 100`` with accumulation 4 switched at
-optimizer step 25). In data-parallel runs rank 0 selects and broadcasts, so every rank holds the same
-``U_s``, ``V_s`` and indices.
+optimizer step 25). In data-parallel runs the SVD work is split: each process selects the directions
+of its share of the layers (the LoRA factors are identical on every process) and broadcasts them, so
+the switch takes about 1/N of the time and every process ends with the same ``U_s``, ``V_s`` and
+indices.
 """
 
 from __future__ import annotations
@@ -23,11 +25,38 @@ from .inject import dash_layers, select_directions
 logger = logging.getLogger(__name__)
 
 
-def broadcast_directions(model: nn.Module, broadcast: Callable[[torch.Tensor], torch.Tensor]) -> None:
-    """Overwrite every layer's direction buffers with rank 0's (``broadcast`` returns rank 0's tensor)."""
-    for layer in dash_layers(model).values():
-        for buffer in (layer.dash_U, layer.dash_V, layer.dash_indices, layer.dash_change_rate):
-            buffer.copy_(broadcast(buffer.clone()))
+def direction_owners(model: nn.Module, world_size: int) -> dict[str, int]:
+    """Which process selects each layer's directions: round robin over the layers sorted by weight shape,
+    so every process gets about the same number of SVDs of each size (the switch's cost)."""
+    layers = {name: layer for name, layer in dash_layers(model).items() if layer.num_directions > 0}
+    by_shape = sorted(layers, key=lambda name: tuple(layers[name].base_layer.weight.shape))  # stable: module order within a shape
+    return {name: position % world_size for position, name in enumerate(by_shape)}
+
+
+def broadcast_directions(model: nn.Module, owners: dict[str, int], broadcast: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
+    """Give every process the directions each layer's owner selected.
+
+    ``broadcast(tensor, owner)`` returns the owner's tensor (a collective: every process calls it for
+    every layer, in the same order). A layer's four buffers travel as one float64 vector: ``U_s`` and
+    ``V_s`` are float32 and the indices are small integers, both exact in float64.
+    """
+    layers = dash_layers(model)
+    for name, owner in owners.items():
+        layer = layers[name]
+        buffers = (layer.dash_U, layer.dash_V, layer.dash_indices, layer.dash_change_rate)
+        packed = broadcast(torch.cat([buffer.detach().reshape(-1).double() for buffer in buffers]), owner)
+        for buffer, chunk in zip(buffers, packed.split([buffer.numel() for buffer in buffers])):
+            buffer.copy_(chunk.reshape(buffer.shape).to(buffer.dtype))
+
+
+def selection_summary(model: nn.Module) -> dict[str, dict[str, list]]:
+    """Per layer with directions: the chosen singular-value positions and their change rates."""
+    summary = {}
+    for name, layer in dash_layers(model).items():
+        used = layer.dash_indices[layer.dash_indices >= 0]
+        if layer.num_directions > 0:
+            summary[name] = {"indices": used.tolist(), "change_rates": layer.dash_change_rate[used].tolist()}
+    return summary
 
 
 def directions_fingerprint(models: dict[str, nn.Module]) -> torch.Tensor:
@@ -60,12 +89,18 @@ class DashSchedule:
     enabled: bool = True
     selected_at_step: int | None = None
     summaries: dict[str, dict] = field(default_factory=dict)
+    _switched: bool = field(default=False, init=False, repr=False)
 
     @property
     def switched(self) -> bool:
-        """True once the directions are in place (also after resuming from a checkpoint past the switch)."""
-        layers = [layer for model in self.models.values() for layer in dash_layers(model).values() if layer.num_directions]
-        return bool(layers) and all(layer.directions_selected for layer in layers)
+        """True once the directions are in place (also after resuming from a checkpoint past the switch).
+
+        Directions are never removed during training, so a True answer is remembered: checking every
+        layer reads one small buffer per layer and costs milliseconds on every dash-phase step."""
+        if not self._switched:
+            layers = [layer for model in self.models.values() for layer in dash_layers(model).values() if layer.num_directions]
+            self._switched = bool(layers) and all(layer.directions_selected for layer in layers)
+        return self._switched
 
     def phase(self, optimizer_step: int) -> str:
         """The phase optimizer step ``optimizer_step`` (1-based) trains in: ``"lora"`` for steps 1..t,
@@ -80,12 +115,18 @@ class DashSchedule:
         if not self.enabled or optimizer_step < self.warmup_steps or self.switched:
             return False
         device = None if accelerator is None else accelerator.device
+        world_size = 1 if accelerator is None else accelerator.num_processes
         for prefix, model in self.models.items():
-            self.summaries[prefix] = select_directions(model, device=device)
-            if accelerator is not None and accelerator.num_processes > 1:
+            if world_size == 1:
+                select_directions(model, device=device)
+            else:
                 from accelerate.utils import broadcast
 
-                broadcast_directions(model, lambda tensor: broadcast(tensor, from_process=0))
+                owners = direction_owners(model, world_size)
+                mine = {name for name, owner in owners.items() if owner == accelerator.process_index}
+                select_directions(model, device=device, names=mine)
+                broadcast_directions(model, owners, lambda tensor, owner: broadcast(tensor, from_process=owner))
+            self.summaries[prefix] = selection_summary(model)
         self.selected_at_step = optimizer_step
         if accelerator is None or accelerator.is_main_process:
             for prefix, summary in self.summaries.items():

@@ -2,8 +2,8 @@
 
 One optimizer step = ``gradient_accumulation_steps`` micro-batches on every process. The LoRA-Dash
 schedule (:mod:`.schedule`) is driven by the optimizer step: plain LoRA for ``t`` steps, then the
-directions are selected (rank 0 selects and broadcasts) and ``dash_delta`` starts to learn. Adapter
-weights stay float32 under fp16/bf16 mixed precision; the frozen UNet and text encoders are cast to
+directions are selected (each process selects a share of the layers and broadcasts it) and
+``dash_delta`` starts to learn. Adapter weights stay float32 under fp16/bf16 mixed precision; the frozen UNet and text encoders are cast to
 the mixed-precision dtype before the adapters are injected, and the VAE stays float32 unless it declares
 itself fp16-safe (``force_upcast`` false).
 """

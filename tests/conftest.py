@@ -23,3 +23,16 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 torch.set_num_threads(min(4, os.cpu_count() or 1))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For modules of tiny models (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``): they
+    gain nothing from threads, and spinning threads cost a lot on a busy machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

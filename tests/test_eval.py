@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -25,17 +26,12 @@ from dash_diffusion.eval.tiny_features import save_tiny_clip, save_tiny_dino
 from dash_diffusion.tiny import build_tiny_sdxl_pipeline
 from dash_helpers import perturb_adapter
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "dreambooth"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="the DreamBooth photos (../shared/dreambooth) are not available")
+# the real DreamBooth photos live beside the checkout, never in it; DASH_DREAMBOOTH_DIR points elsewhere
+SHARED = Path(os.environ.get("DASH_DREAMBOOTH_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "dreambooth"))
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"the DreamBooth photos ({SHARED}) are not available; set DASH_DREAMBOOTH_DIR")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny models gain nothing from threads, and spinning threads cost a lot on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------- prompts

@@ -8,10 +8,9 @@ repeats. A :class:`DashError` (bad folder, unloadable model, bad option) is prin
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from typing import Sequence
 
+from dash_diffusion.cli_runner import run_cli
 from dash_diffusion.errors import DashError
 
 from .config import CLIP_T_TEXTS, DEFAULT_BASE, EvalConfig, parse_adapter
@@ -72,19 +71,12 @@ def parse_config(argv: Sequence[str] | None = None) -> EvalConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, run, report; one line and exit 2 on user errors."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for noisy in ("httpx", "urllib3", "PIL", "diffusers", "transformers"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
+
+    def job() -> str:
         config = parse_config(argv)
         from .runner import run  # heavy imports only once the options are known to be valid
 
-        result = run(config)
-    except DashError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: no results were written (the images generated so far are in the output folder)", file=sys.stderr)
-        return 130
-    print(f"results written to {result.files['results']}")
-    return 0
+        return f"results written to {run(config).files['results']}"
+
+    quiet = ("httpx", "urllib3", "PIL", "diffusers", "transformers")
+    return run_cli(job, quiet, "no results were written (the images generated so far are in the output folder)")
