@@ -53,10 +53,11 @@ def other_load(before: tuple[float, float], after: tuple[float, float], seconds:
 
 
 def git_commit() -> str:
-    """Short hash of the checkout's HEAD, with ``+changes`` when tracked files differ from it."""
+    """Short hash of the checkout's HEAD, with ``+changes`` when tracked code differs from it (markdown is
+    left out of that check: the benchmarks write their results into docs/benchmarks.md)."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE, capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)*.md"], cwd=HERE, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (head or "unknown") + (" +changes" if dirty else "")
@@ -79,7 +80,7 @@ def environment(device: torch.device) -> str:
 
     parts = [
         f"torch {torch.__version__}, diffusers {diffusers.__version__}, Python {platform.python_version()}",
-        f"CPU: {cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
+        f"CPU: {cpu_model()}, {os.cpu_count()} cores; torch threads: {torch.get_num_threads()}",
     ]
     if device.type == "cuda":
         parts.append(f"GPU: {torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}")
