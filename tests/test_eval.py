@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +28,23 @@ from dash_diffusion.eval.tiny_features import save_tiny_clip, save_tiny_dino
 from dash_diffusion.tiny import build_tiny_sdxl_pipeline
 from dash_helpers import perturb_adapter
 
-# the real DreamBooth photos live beside the checkout, never in it; DASH_DREAMBOOTH_DIR points elsewhere
-SHARED = Path(os.environ.get("DASH_DREAMBOOTH_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "dreambooth"))
+
+
+def dreambooth_photos() -> Path:
+    """The real DreamBooth photos live beside the checkout, never in it: ``DASH_DREAMBOOTH_DIR``, else
+    ``../shared/dreambooth`` beside this checkout, else beside the local repository it was cloned from."""
+    if "DASH_DREAMBOOTH_DIR" in os.environ:
+        return Path(os.environ["DASH_DREAMBOOTH_DIR"])
+    root = Path(__file__).resolve().parents[1]
+    candidates = [root.parent / "shared" / "dreambooth"]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        origin = subprocess.run(["git", "config", "--get", "remote.origin.url"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        if origin and "://" not in origin and ":" not in origin.split("/")[0]:  # a local path, not a URL
+            candidates.append(Path(origin).resolve().parent / "shared" / "dreambooth")
+    return next((path for path in candidates if path.is_dir()), candidates[0])
+
+
+SHARED = dreambooth_photos()
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"the DreamBooth photos ({SHARED}) are not available; set DASH_DREAMBOOTH_DIR")
 
 
