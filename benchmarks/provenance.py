@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from markdown_section import replace_section
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -117,3 +119,10 @@ def provenance_header(clock: RunClock, device: torch.device, extra: str = "", se
         f"other processes kept {load:.2f} of {os.cpu_count()} CPU cores busy on average meanwhile{extra}.  \n"
         f"Environment: {environment(device)}.\n"
     )
+
+
+def publish(table: str, markdown: Path | None, section: str, clock: RunClock, device: torch.device) -> None:
+    """Print ``table``; with ``markdown``, also write it under its provenance header into ``section``."""
+    print(table)
+    if markdown:
+        replace_section(markdown, section, provenance_header(clock, device) + "\n" + table)

@@ -32,8 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dash_diffusion import DashConfig, dash_layers, inject_dash, trainable_parameters, unwrap_dash  # noqa: E402
 from dash_diffusion.directions import Selection  # noqa: E402
-from markdown_section import replace_section  # noqa: E402
-from provenance import RunClock, provenance_header  # noqa: E402
+from provenance import RunClock, publish  # noqa: E402
 from sdxl_unet import build_meta_unet  # noqa: E402
 
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -169,9 +168,7 @@ def main() -> int:
         memory = f" {peaks['peft'] / 2**30:.2f} / {peaks['plain'] / 2**30:.2f} / {peaks['dash'] / 2**30:.2f} |" if cuda else ""
         lines.append(f"| {'on' if checkpointing else 'off'} | {1 / median['peft']:.4g} | {1 / median['plain']:.4g} | {1 / median['dash']:.4g} | {median['dash'] / median['plain']:.3f} | {median['plain'] / median['peft']:.3f} |" + memory)
     table = "\n".join(lines)
-    print(table)
-    if args.markdown:
-        replace_section(args.markdown, f"sdxl_step:{device.type}", provenance_header(clock, device) + "\n" + table)
+    publish(table, args.markdown, f"sdxl_step:{device.type}", clock, device)
     return 0
 
 

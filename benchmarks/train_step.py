@@ -33,8 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from markdown_section import replace_section  # noqa: E402
-from provenance import RunClock, provenance_header  # noqa: E402
+from provenance import RunClock, publish  # noqa: E402
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -129,9 +128,7 @@ def main() -> int:
             pairs.append(run_pair(args, order, Path(tmp) / str(repeat)))
             print(f"pair {repeat + 1}/{args.repeats}: " + ", ".join(f"{key} {value:.1f} ms" for key, value in pairs[-1].items()), flush=True)
     table = format_table(args, pairs)
-    print(table)
-    if args.markdown:
-        replace_section(args.markdown, "train_step", provenance_header(clock, torch.device("cpu")) + "\n" + table)
+    publish(table, args.markdown, "train_step", clock, torch.device("cpu"))
     return 0
 
 

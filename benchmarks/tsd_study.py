@@ -37,8 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dash_diffusion.directions import batched_svd, lora_change_rates  # noqa: E402
 from dash_diffusion.layer import DashLinear  # noqa: E402
-from markdown_section import replace_section  # noqa: E402
-from provenance import RunClock, provenance_header  # noqa: E402
+from provenance import RunClock, publish  # noqa: E402
 
 
 @dataclass
@@ -222,9 +221,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     clock = RunClock.start()
     table = run(args, aligned=True) + "\n\n" + run(args, aligned=False)
-    print(table)
-    if args.markdown:
-        replace_section(args.markdown, "tsd_study", provenance_header(clock, torch.device("cpu")) + "\n" + table)
+    publish(table, args.markdown, "tsd_study", clock, torch.device("cpu"))
     return 0
 
 

@@ -53,8 +53,8 @@ def selection_summary(model: nn.Module) -> dict[str, dict[str, list]]:
     """Per layer with directions: the chosen singular-value positions and their change rates."""
     summary = {}
     for name, layer in dash_layers(model).items():
-        used = layer.dash_indices[layer.dash_indices >= 0]
         if layer.num_directions > 0:
+            used = layer.dash_indices[layer.dash_indices >= 0]
             summary[name] = {"indices": used.tolist(), "change_rates": layer.dash_change_rate[used].tolist()}
     return summary
 
