@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dash_diffusion.native import read_native_adapter
+from dash_diffusion.formats.native import read_native_adapter
 
 from .library import AdapterEntry
 

@@ -2,7 +2,7 @@
 
 Gradio's queue already runs pipeline events one at a time (they share one concurrency group); the
 lock makes that true for any caller. Switching adapters unloads the previous ones
-(:func:`dash_diffusion.pipeline_adapters.apply_adapters`); when only the weights change, the loaded
+(:func:`dash_diffusion.formats.pipeline_adapters.apply_adapters`); when only the weights change, the loaded
 adapters are re-weighted with ``set_adapters`` instead of being read again.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 from PIL import Image
 
 from dash_diffusion.errors import DashError
-from dash_diffusion.lora_files import LoraFileInfo
-from dash_diffusion.pipeline_adapters import apply_adapters, clear_adapters
+from dash_diffusion.formats.lora_files import LoraFileInfo
+from dash_diffusion.formats.pipeline_adapters import apply_adapters, clear_adapters
 
 from .infotext import parameters_text, with_parameters
 from .library import AdapterEntry

@@ -15,8 +15,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from dash_diffusion.errors import DashError
-from dash_diffusion.export import DIFFUSERS_WEIGHT_NAME, NATIVE_WEIGHT_NAME
-from dash_diffusion.safetensors_io import dash_metadata, read_header
+from dash_diffusion.formats.export import DIFFUSERS_WEIGHT_NAME, NATIVE_WEIGHT_NAME
+from dash_diffusion.formats.safetensors_io import dash_metadata, read_header
 
 #: Folder levels below the adapters folder that are searched.
 MAX_DEPTH = 4

@@ -6,7 +6,7 @@ import warnings
 from typing import Any
 
 from dash_diffusion.errors import DashError
-from dash_diffusion.tiny import resolve_model_path
+from dash_diffusion.models.tiny import resolve_model_path
 
 DEFAULT_BASE = "stabilityai/stable-diffusion-xl-base-1.0"
 

@@ -2,7 +2,7 @@
 
 Order of the checks: file name (``.safetensors`` only, pickle formats named as such), size limit,
 the first bytes (a safetensors file starts with a little-endian u64 header length and a JSON object),
-then the header against the base model (:func:`dash_diffusion.lora_files.check_lora_file`). Nothing
+then the header against the base model (:func:`dash_diffusion.formats.lora_files.check_lora_file`). Nothing
 is stored unless every check passes; stored files go to ``<adapters_dir>/uploads/`` under a cleaned
 name, written to a temporary file first and renamed into place.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dash_diffusion.errors import DashError
-from dash_diffusion.lora_files import LoraFileInfo, check_lora_file
+from dash_diffusion.formats.lora_files import LoraFileInfo, check_lora_file
 
 DEFAULT_MAX_UPLOAD_MB = 512
 #: A safetensors header is JSON describing the tensors; anything larger than this is not a LoRA header.

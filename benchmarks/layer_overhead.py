@@ -3,7 +3,7 @@
 Part 1 (layer): forward + backward time of one adapted linear layer at SDXL attention shapes, for
 
 * ``textbook``: a minimal LoRA written here, ``base(x) + scale * lora_B(lora_A(x))``;
-* ``(a) plain``: :class:`~dash_diffusion.layer.DashLinear` with ``num_directions=0`` (plain LoRA);
+* ``(a) plain``: :class:`~dash_diffusion.lora_dash.layer.DashLinear` with ``num_directions=0`` (plain LoRA);
 * ``(b) dash``: ``DashLinear`` in the dash phase (directions selected, ``dash_delta`` non-zero), whose
   forward is the factored rank-(r+s) form;
 * ``(c) dense``: the composition of the reference code, which builds the out x in matrix
@@ -14,7 +14,7 @@ shape run in the same process, interleaved (round-robin, the starting variant ro
 after a warm-up; the table gives medians and the ratios of medians. CPU runs use float32, CUDA runs
 bf16 autocast over a bf16 base layer with float32 adapter weights.
 
-Part 2 (switch): time of :func:`dash_diffusion.inject.select_directions` over every attention projection
+Part 2 (switch): time of :func:`dash_diffusion.lora_dash.inject.select_directions` over every attention projection
 (``to_q``, ``to_k``, ``to_v``, ``to_out.0``) of a full-size SDXL UNet with random weights (built on the
 ``meta`` device, only the projections materialised; see ``sdxl_unet.py``) and random non-zero LoRA
 factors. The same call is split into "SVD" (time spent inside the batched SVD generator, stacking
@@ -49,9 +49,6 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 
-from dash_diffusion import inject as dash_inject  # noqa: E402
-from dash_diffusion.config import UNET_TARGET_MODULES, DashConfig  # noqa: E402
-from dash_diffusion.layer import DashLinear  # noqa: E402
 from markdown_section import replace_section  # noqa: E402
 from provenance import RunClock, busy_cpu_seconds, environment, other_load, provenance_header  # noqa: E402
 from sdxl_unet import (  # noqa: E402
@@ -61,6 +58,10 @@ from sdxl_unet import (  # noqa: E402
     materialize_linears,
     shape_counts,
 )
+
+from dash_diffusion.lora_dash import inject as dash_inject  # noqa: E402
+from dash_diffusion.lora_dash.config import UNET_TARGET_MODULES, DashConfig  # noqa: E402
+from dash_diffusion.lora_dash.layer import DashLinear  # noqa: E402
 
 #: (tokens, in, out) of SDXL attention projections at 1024 px, batch 1: self-attention at the 640 and
 #: 1280 channel levels, and to_k / to_v of cross-attention on the 77 x 2048 text embedding.

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-
 from markdown_section import replace_section
 
 HERE = Path(__file__).resolve().parent

@@ -30,10 +30,11 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dash_diffusion import DashConfig, dash_layers, inject_dash, trainable_parameters, unwrap_dash  # noqa: E402
-from dash_diffusion.directions import Selection  # noqa: E402
 from provenance import RunClock, publish  # noqa: E402
 from sdxl_unet import build_meta_unet  # noqa: E402
+
+from dash_diffusion import DashConfig, dash_layers, inject_dash, trainable_parameters, unwrap_dash  # noqa: E402
+from dash_diffusion.lora_dash.directions import Selection  # noqa: E402
 
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 

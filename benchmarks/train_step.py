@@ -1,6 +1,6 @@
 """Time per optimizer step of the real trainer on the built-in tiny SDXL (CPU): ``--no_dash`` vs LoRA-Dash.
 
-Each pair runs ``dash_diffusion.train.train`` twice *at the same time*, as two worker processes with one
+Each pair runs ``dash_diffusion.training.train.train`` twice *at the same time*, as two worker processes with one
 torch thread each, pinned to different CPU cores: one ``--no_dash`` run and one LoRA-Dash run with the
 same seed, data and settings. Both read their per-step wall times from ``logs/steps.jsonl``. The cores
 swap between pairs. On a shared VM the speed drifts by tens of percent within seconds; two runs that
@@ -41,8 +41,8 @@ def worker(args: argparse.Namespace) -> int:
     os.sched_setaffinity(0, {args.core})
     torch.set_num_threads(1)
     logging.disable(logging.INFO)
-    from dash_diffusion.train import train
-    from dash_diffusion.train_config import TrainConfig
+    from dash_diffusion.training.train import train
+    from dash_diffusion.training.train_config import TrainConfig
 
     train(TrainConfig(
         pretrained_model_name_or_path="builtin:tiny-sdxl", instance_dir=str(ROOT / "samples" / "robot"),

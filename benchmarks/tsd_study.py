@@ -10,7 +10,7 @@ Setup (all numbers are command-line options):
   relative size ``noise`` that no core direction explains;
 - fresh Gaussian inputs x every step, outputs ``y = W* x``; mean squared error, Adam.
 
-Methods, all through the project's real :class:`~dash_diffusion.layer.DashLinear`:
+Methods, all through the project's real :class:`~dash_diffusion.lora_dash.layer.DashLinear`:
 (i) LoRA rank r, (ii) LoRA-Dash rank r + s directions selected after t steps, (iii) LoRA rank r + s
 (the parameter budget of the exported file). Several seeds.
 
@@ -35,9 +35,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dash_diffusion.directions import batched_svd, lora_change_rates  # noqa: E402
-from dash_diffusion.layer import DashLinear  # noqa: E402
 from provenance import RunClock, publish  # noqa: E402
+
+from dash_diffusion.lora_dash.directions import batched_svd, lora_change_rates  # noqa: E402
+from dash_diffusion.lora_dash.layer import DashLinear  # noqa: E402
 
 
 @dataclass

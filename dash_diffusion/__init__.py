@@ -8,12 +8,12 @@ rank ``r + s`` for diffusers, ComfyUI and A1111, plus a native file that keeps t
 
 from __future__ import annotations
 
-from .config import TEXT_ENCODER_TARGET_MODULES, UNET_TARGET_MODULES, DashConfig
 from .errors import AdapterMismatchError, DashError, DataError
-from .export import DIFFUSERS_WEIGHT_NAME, KOHYA_WEIGHT_NAME, NATIVE_WEIGHT_NAME, fold_to_lora, save_adapter
-from .inject import dash_layers, inject_dash, select_directions, trainable_parameters, unwrap_dash
-from .layer import DashLinear
-from .native import load_dash_adapter, read_native_adapter
+from .formats.export import DIFFUSERS_WEIGHT_NAME, KOHYA_WEIGHT_NAME, NATIVE_WEIGHT_NAME, fold_to_lora, save_adapter
+from .formats.native import load_dash_adapter, read_native_adapter
+from .lora_dash.config import TEXT_ENCODER_TARGET_MODULES, UNET_TARGET_MODULES, DashConfig
+from .lora_dash.inject import dash_layers, inject_dash, select_directions, trainable_parameters, unwrap_dash
+from .lora_dash.layer import DashLinear
 
 __version__ = "0.1.0"
 

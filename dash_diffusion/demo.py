@@ -39,7 +39,7 @@ def generate_with_stock_diffusers(output_dir: Path) -> Path:
     import torch
     from diffusers import StableDiffusionXLPipeline
 
-    from dash_diffusion.tiny import resolve_model_path
+    from dash_diffusion.models.tiny import resolve_model_path
 
     pipe = StableDiffusionXLPipeline.from_pretrained(resolve_model_path("builtin:tiny-sdxl"))
     pipe.load_lora_weights(str(output_dir))

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from dash_helpers import perturb_adapter
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from dash_diffusion import DashConfig, DashError, inject_dash, save_adapter
-from dash_diffusion.tiny import build_tiny_sdxl_pipeline
-from dash_helpers import perturb_adapter
+from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline
 
 pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402

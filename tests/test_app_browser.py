@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_app import make_dash_adapter, start_app
 
 from app.ui import TITLE
-from dash_diffusion.tiny import build_tiny_sdxl_pipeline
-from test_app import make_dash_adapter, start_app
+from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 WINDOW = (1280, 1800)

@@ -7,7 +7,7 @@ import random
 import pytest
 from PIL import Image
 
-from dash_diffusion.buckets import (
+from dash_diffusion.data.buckets import (
     BucketBatchSampler,
     cover_size,
     make_buckets,

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from dash_diffusion.buckets import BucketBatchSampler, cover_size, resize_and_crop
-from dash_diffusion.data import (
+from dash_diffusion.data.buckets import BucketBatchSampler, cover_size, resize_and_crop
+from dash_diffusion.data.dreambooth import (
     DreamBoothDataset,
     collate_examples,
     default_class_name,
@@ -21,8 +21,8 @@ from dash_diffusion.data import (
     flip_example,
     read_caption,
 )
+from dash_diffusion.data.images import IMAGE_EXTENSIONS, list_image_files, load_rgb, to_rgb
 from dash_diffusion.errors import DataError
-from dash_diffusion.images import IMAGE_EXTENSIONS, list_image_files, load_rgb, to_rgb
 
 
 def _save(image: Image.Image, path: Path, **kwargs: object) -> Path:

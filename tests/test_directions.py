@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from dash_diffusion import DashConfig, dash_layers, inject_dash, select_directions
-from dash_diffusion.directions import batched_svd, lora_change_rates, select_from_svd
+from dash_diffusion.lora_dash.directions import batched_svd, lora_change_rates, select_from_svd
 
 
 def brute_force_rates(W: torch.Tensor, delta_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from dash_helpers import perturb_adapter
 from PIL import Image
 
 from dash_diffusion import DashConfig, DashError, inject_dash, save_adapter
@@ -25,9 +26,7 @@ from dash_diffusion.eval.metrics import cosine_matrix, image_similarity, paired_
 from dash_diffusion.eval.preprocess import IMAGENET_MEAN, IMAGENET_STD, center_crop, clip_transform, dino_transform, resize_shorter_side
 from dash_diffusion.eval.runner import run
 from dash_diffusion.eval.tiny_features import save_tiny_clip, save_tiny_dino
-from dash_diffusion.tiny import build_tiny_sdxl_pipeline
-from dash_helpers import perturb_adapter
-
+from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline
 
 
 def dreambooth_photos() -> Path:

@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from dash_helpers import perturb_adapter
 from PIL import Image
 
 from dash_diffusion import DashConfig, inject_dash, save_adapter
 from dash_diffusion.eval.cli import build_parser, main, parse_config
 from dash_diffusion.eval.tiny_features import save_tiny_clip, save_tiny_dino
-from dash_diffusion.tiny import build_tiny_sdxl_pipeline
-from dash_helpers import perturb_adapter
+from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from dash_helpers import perturb_adapter, unet_inputs, unet_output
 from safetensors.torch import load_file, save_file
 
 from dash_diffusion import (
@@ -22,9 +23,8 @@ from dash_diffusion import (
     read_native_adapter,
     save_adapter,
 )
-from dash_diffusion.lora_files import check_lora_file
-from dash_diffusion.tiny import build_tiny_sdxl_pipeline
-from dash_helpers import perturb_adapter, unet_inputs, unet_output
+from dash_diffusion.formats.lora_files import check_lora_file
+from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline
 
 TOLERANCE = 1e-5
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dash_diffusion import DashConfig, DashError, DashLinear, inject_dash, trainable_parameters, unwrap_dash
-from dash_diffusion.inject import matches_target
+from dash_diffusion.lora_dash.inject import matches_target
 
 
 class Attention(nn.Module):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dash_diffusion import DashLinear
-from dash_diffusion.directions import Selection
+from dash_diffusion.lora_dash.directions import Selection
 
 
 def make_layer(out_features=24, in_features=16, rank=4, s=3, seed=0, bias=True) -> DashLinear:

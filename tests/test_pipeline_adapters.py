@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from dash_helpers import perturb_adapter, unet_inputs, unet_output
 
 from dash_diffusion import DashConfig, DashError, inject_dash, save_adapter
 from dash_diffusion.errors import AdapterMismatchError
-from dash_diffusion.pipeline_adapters import apply_adapters, clear_adapters
-from dash_diffusion.tiny import build_tiny_sdxl_pipeline
-from dash_helpers import perturb_adapter, unet_inputs, unet_output
+from dash_diffusion.formats.pipeline_adapters import apply_adapters, clear_adapters
+from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from dash_diffusion import DashConfig, dash_layers, inject_dash, select_directions
-from dash_diffusion.schedule import DashSchedule, broadcast_directions, direction_owners, selection_summary
+from dash_diffusion.lora_dash.schedule import DashSchedule, broadcast_directions, direction_owners, selection_summary
 
 
 def attention_like_model(seed: int = 0) -> nn.Module:

@@ -12,9 +12,9 @@ import pytest
 import torch
 from diffusers import StableDiffusionXLPipeline
 
-from dash_diffusion import tiny
 from dash_diffusion.errors import DashError
-from dash_diffusion.tiny import (
+from dash_diffusion.models import tiny
+from dash_diffusion.models.tiny import (
     TINY_MODEL_NAME,
     build_tiny_sdxl_pipeline,
     resolve_model_path,
@@ -194,7 +194,7 @@ def test_cli_writes_model(tmp_path: Path) -> None:
     out = tmp_path / "cli-model"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     done = subprocess.run(
-        [sys.executable, "-m", "dash_diffusion.tiny", "--out", str(out), "--seed", "3"],
+        [sys.executable, "-m", "dash_diffusion.models.tiny", "--out", str(out), "--seed", "3"],
         capture_output=True,
         text=True,
         env=env,
@@ -205,7 +205,7 @@ def test_cli_writes_model(tmp_path: Path) -> None:
     assert done.stdout.strip().splitlines()[-1] == str(out.absolute())
     assert (out / "model_index.json").is_file()
     again = subprocess.run(
-        [sys.executable, "-m", "dash_diffusion.tiny", "--out", str(out)],
+        [sys.executable, "-m", "dash_diffusion.models.tiny", "--out", str(out)],
         capture_output=True,
         text=True,
         env=env,

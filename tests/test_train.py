@@ -7,14 +7,14 @@ import logging
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
-import dash_diffusion.train as train_module
-from dash_diffusion import DashError, read_native_adapter
-from dash_diffusion.checkpoint import checkpoint_dirs
-from dash_diffusion.tiny import build_tiny_sdxl_pipeline
 from dash_helpers import unet_inputs, unet_output
+from safetensors.torch import load_file
 from train_helpers import assert_same_files, tiny_config
+
+import dash_diffusion.training.train as train_module
+from dash_diffusion import DashError, read_native_adapter
+from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline
+from dash_diffusion.training.checkpoint import checkpoint_dirs
 
 
 def test_outputs_load_in_stock_diffusers_and_match_native(tmp_path, caplog):

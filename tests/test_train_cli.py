@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dash_diffusion import read_native_adapter
-from dash_diffusion.cli import build_parser, main
 from train_helpers import draw_subject
+
+from dash_diffusion import read_native_adapter
+from dash_diffusion.training.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train_dreambooth_dash.py"

@@ -8,13 +8,13 @@ import types
 import pytest
 import torch
 from safetensors.torch import load_file
-
-import dash_diffusion.train as train_module
-from dash_diffusion import DashError, dash_layers, load_dash_adapter, read_native_adapter
-from dash_diffusion.optim import make_lr_scheduler, make_optimizer
-from dash_diffusion.sdxl import diffusion_loss, load_components, training_target
-from dash_diffusion.tiny import build_tiny_sdxl_pipeline, resolve_model_path
 from train_helpers import tiny_config
+
+import dash_diffusion.training.train as train_module
+from dash_diffusion import DashError, dash_layers, load_dash_adapter, read_native_adapter
+from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline, resolve_model_path
+from dash_diffusion.training.optim import make_lr_scheduler, make_optimizer
+from dash_diffusion.training.sdxl import diffusion_loss, load_components, training_target
 
 
 def test_train_text_encoder_exports_both_encoders_exactly(tmp_path):
@@ -92,7 +92,7 @@ def test_prior_preservation_generates_class_images_once(tmp_path, monkeypatch):
 def test_bucketing_trains_on_non_square_batches(tmp_path):
     config = tiny_config(tmp_path, bucketing=True, bucket_step=8, max_train_steps=4, train_batch_size=1)
     out = train_module.train(config)
-    from dash_diffusion.data import DreamBoothDataset
+    from dash_diffusion.data.dreambooth import DreamBoothDataset
 
     sizes = set(DreamBoothDataset(config.instance_dir, resolution=32, bucketing=True, bucket_step=8).target_sizes)
     assert len(sizes) > 1 and any(h != w for h, w in sizes)

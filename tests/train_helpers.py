@@ -8,7 +8,7 @@ import torch
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file
 
-from dash_diffusion.train_config import TrainConfig
+from dash_diffusion.training.train_config import TrainConfig
 
 
 def draw_subject(folder: Path, count: int = 4) -> Path:

@@ -59,7 +59,7 @@ def _check_outputs(config: EvalConfig) -> Path:
 
 
 def _check_adapters(config: EvalConfig) -> None:
-    from dash_diffusion.pipeline_adapters import adapter_file
+    from dash_diffusion.formats.pipeline_adapters import adapter_file
 
     for _, path in config.adapters:
         adapter_file(path)
@@ -67,7 +67,7 @@ def _check_adapters(config: EvalConfig) -> None:
 
 def _use_row(pipe: Any, path: str | None) -> dict[str, Any]:
     """Apply one adapter at weight 1 (or none for the base row) and describe what was loaded."""
-    from dash_diffusion.pipeline_adapters import apply_adapters, clear_adapters
+    from dash_diffusion.formats.pipeline_adapters import apply_adapters, clear_adapters
 
     if path is None:
         clear_adapters(pipe)

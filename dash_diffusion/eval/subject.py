@@ -1,6 +1,6 @@
 """The subject under evaluation: its real photos (the references of DINO and CLIP-I), class and prompt kind.
 
-Photos are read like training images (:func:`dash_diffusion.images.load_rgb`: EXIF orientation
+Photos are read like training images (:func:`dash_diffusion.data.images.load_rgb`: EXIF orientation
 applied, any mode converted to RGB, unreadable files skipped with a warning). The class comes from
 ``--class_name`` or the folder name (:func:`.prompts.infer_class`), the prompt kind from ``--kind`` or
 the class (:func:`.prompts.default_kind`).
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from dash_diffusion.data.images import list_image_files, load_rgb
 from dash_diffusion.errors import DashError
-from dash_diffusion.images import list_image_files, load_rgb
 
 from .prompts import default_kind, infer_class
 

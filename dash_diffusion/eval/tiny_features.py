@@ -3,7 +3,7 @@
 They are built from configs (nothing is downloaded) and written with ``save_pretrained``, so the
 harness loads them by path exactly like a user's local copy of ``facebook/dino-vits16`` or
 ``openai/clip-vit-base-patch32``. Their scores are meaningless: they only exercise the code.
-The CLIP tokenizer is the byte-level BPE of :mod:`dash_diffusion.tiny`.
+The CLIP tokenizer is the byte-level BPE of :mod:`dash_diffusion.models.tiny`.
 
     python -m dash_diffusion.eval.tiny_features --out models/tiny   # writes models/tiny/{dino,clip}
 """
@@ -38,7 +38,7 @@ def save_tiny_clip(folder: str | Path, seed: int = 0) -> Path:
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
-    from dash_diffusion.tiny import write_tokenizer_files
+    from dash_diffusion.models.tiny import write_tokenizer_files
 
     target = Path(folder)
     write_tokenizer_files(target)

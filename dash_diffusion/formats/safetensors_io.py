@@ -12,7 +12,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .errors import DashError
+from ..errors import DashError
 
 #: Header key under which every file this project writes keeps its LoRA-Dash metadata (JSON).
 DASH_METADATA_KEY = "lora_dash"

@@ -5,7 +5,7 @@ Everything is built from configs (no weights are downloaded): a two-level UNet w
 byte-level BPE vocabulary this module writes itself. The same seed always gives bit-identical weights,
 so the demo, the tests and the app can exercise the real SDXL code paths offline and in seconds.
 
-Run ``python -m dash_diffusion.tiny --out DIR [--seed N]`` to write one to disk.
+Run ``python -m dash_diffusion.models.tiny --out DIR [--seed N]`` to write one to disk.
 """
 
 from __future__ import annotations
@@ -295,7 +295,7 @@ def resolve_model_path(name_or_path: str, cache_dir: str | Path | None = None) -
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point: write a tiny SDXL pipeline and print its folder."""
     parser = argparse.ArgumentParser(
-        prog="python -m dash_diffusion.tiny",
+        prog="python -m dash_diffusion.models.tiny",
         description="Write the built-in tiny SDXL pipeline (random weights, built offline) to a folder.",
     )
     parser.add_argument("--out", required=True, help="folder to create (must not exist or be empty)")

@@ -1,4 +1,4 @@
-"""Command line of the trainer, derived from :class:`~dash_diffusion.train_config.TrainConfig`.
+"""Command line of the trainer, derived from :class:`~dash_diffusion.training.train_config.TrainConfig`.
 
 Each dataclass field becomes ``--<field>``; booleans are flags (``--cache_latents`` also has
 ``--no_cache_latents``); ``aliases`` in a field's metadata add other spellings. A :class:`DashError`
@@ -11,7 +11,7 @@ import argparse
 from dataclasses import MISSING, fields
 from typing import Callable, Sequence
 
-from .cli_runner import run_cli
+from ..cli_runner import run_cli
 from .train_config import TrainConfig
 
 GROUP_TITLES = {

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from .images import list_image_files
+from ..data.images import list_image_files
 
 logger = logging.getLogger(__name__)
 

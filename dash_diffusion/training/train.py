@@ -20,17 +20,17 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ..data.dreambooth import DreamBoothDataset
+from ..errors import DashError
+from ..formats.export import save_adapter
+from ..lora_dash.config import TEXT_ENCODER_TARGET_MODULES, DashConfig
+from ..lora_dash.inject import dash_config_of, inject_dash, trainable_parameters
+from ..lora_dash.schedule import DashSchedule, directions_fingerprint
 from .checkpoint import load_checkpoint, register_adapter_hooks, resolve_resume, save_checkpoint
 from .class_images import generate_class_images, missing_class_images
-from .config import TEXT_ENCODER_TARGET_MODULES, DashConfig
-from .data import DreamBoothDataset
-from .errors import DashError
-from .export import save_adapter
 from .feed import TrainingFeed
-from .inject import dash_config_of, inject_dash, trainable_parameters
 from .model_card import model_card
 from .optim import make_lr_scheduler, make_optimizer
-from .schedule import DashSchedule, directions_fingerprint
 from .sdxl import SDXLComponents, diffusion_loss, load_components, sample_noise, training_target
 from .train_config import TrainConfig
 from .validation import render_validation, save_validation

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import DashError
+from ..errors import DashError
 
 #: Attention projections of the diffusers SDXL UNet (self- and cross-attention of every transformer block).
 UNET_TARGET_MODULES: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")

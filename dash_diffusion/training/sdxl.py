@@ -18,8 +18,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .errors import DashError
-from .tiny import resolve_model_path
+from ..errors import DashError
+from ..models.tiny import resolve_model_path
 
 
 @dataclass

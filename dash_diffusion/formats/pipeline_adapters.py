@@ -2,7 +2,7 @@
 
 An adapter is named by a trainer output folder (its ``pytorch_lora_weights.safetensors`` is used) or
 by a ``.safetensors`` file in diffusers or kohya layout. Every file is checked against the pipeline by
-its header first (:func:`~dash_diffusion.lora_files.check_lora_file`), then loaded with the stock
+its header first (:func:`~dash_diffusion.formats.lora_files.check_lora_file`), then loaded with the stock
 ``pipe.load_lora_weights`` and weighted with ``pipe.set_adapters``. Applying a new set unloads the
 previous one, so adapters never pile up.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import DashError
+from ..errors import DashError
 from .export import DIFFUSERS_WEIGHT_NAME
 from .lora_files import LoraFileInfo, check_lora_file
 

@@ -33,10 +33,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import DashConfig
-from .errors import DashError
-from .inject import dash_config_of, dash_layers
-from .layer import DashLinear
+from ..errors import DashError
+from ..lora_dash.config import DashConfig
+from ..lora_dash.inject import dash_config_of, dash_layers
+from ..lora_dash.layer import DashLinear
 from .safetensors_io import DASH_METADATA_KEY, atomic_save
 from .sgm_names import file_module_name, kohya_module_key
 

@@ -17,11 +17,11 @@ from typing import Any
 
 from torch import nn
 
-from .errors import DashError
-from .export import NATIVE_WEIGHT_NAME, layer_tensors, native_state_dict
-from .inject import dash_layers
-from .safetensors_io import atomic_save, read_safetensors
-from .sgm_names import file_module_name
+from ..errors import DashError
+from ..formats.export import NATIVE_WEIGHT_NAME, layer_tensors, native_state_dict
+from ..formats.safetensors_io import atomic_save, read_safetensors
+from ..formats.sgm_names import file_module_name
+from ..lora_dash.inject import dash_layers
 
 STATE_FILE = "trainer_state.json"
 _NAME = re.compile(r"^checkpoint-(\d+)$")

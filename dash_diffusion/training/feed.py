@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from .buckets import BucketBatchSampler
-from .data import DreamBoothDataset, flip_example
+from ..data.buckets import BucketBatchSampler
+from ..data.dreambooth import DreamBoothDataset, flip_example
 from .sdxl import encode_prompts, time_ids, tokenize
 
 

@@ -1,7 +1,7 @@
 """Read the native LoRA-Dash file (``dash_adapter.safetensors``) and restore layers from it exactly.
 
 Keys are ``<prefix>.<module path>.<tensor>`` with the tensors of
-:data:`~dash_diffusion.export.NATIVE_TENSORS`; the header's ``lora_dash`` entry holds the JSON metadata
+:data:`~dash_diffusion.formats.export.NATIVE_TENSORS`; the header's ``lora_dash`` entry holds the JSON metadata
 (format ``"lora-dash"``, format version, rank, alpha, s, t, target modules, base model, the step at
 which directions were selected, and one config per component).
 """
@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import DashConfig
-from .errors import AdapterMismatchError, DashError
+from ..errors import AdapterMismatchError, DashError
+from ..lora_dash.config import DashConfig
+from ..lora_dash.inject import CONFIG_ATTRIBUTE, dash_layers, inject_dash
 from .export import NATIVE_FORMAT, NATIVE_FORMAT_VERSION, NATIVE_TENSORS, layer_tensors
-from .inject import CONFIG_ATTRIBUTE, dash_layers, inject_dash
 from .safetensors_io import dash_metadata, read_safetensors
 from .sgm_names import file_module_name
 

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .config import UNET_TARGET_MODULES, DashConfig
-from .errors import DashError
+from ..errors import DashError
+from ..lora_dash.config import UNET_TARGET_MODULES, DashConfig
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")

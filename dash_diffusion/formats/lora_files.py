@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from .errors import AdapterMismatchError, DashError
+from ..errors import AdapterMismatchError, DashError
 from .safetensors_io import dash_metadata, read_header
 from .sgm_names import KOHYA_PREFIXES, file_module_name, kohya_module_key
 

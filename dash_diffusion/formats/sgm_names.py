@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import DashError
+from ..errors import DashError
 
 KOHYA_PREFIXES = {"unet": "lora_unet_", "text_encoder": "lora_te1_", "text_encoder_2": "lora_te2_"}
 

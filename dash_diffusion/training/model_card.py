@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .export import DIFFUSERS_WEIGHT_NAME, KOHYA_WEIGHT_NAME, NATIVE_WEIGHT_NAME
+from ..formats.export import DIFFUSERS_WEIGHT_NAME, KOHYA_WEIGHT_NAME, NATIVE_WEIGHT_NAME
 
 
 def model_card(base_model: str, trigger_prompt: str, metadata: dict[str, Any], train_text_encoder: bool) -> str:

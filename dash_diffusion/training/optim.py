@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .errors import DashError
+from ..errors import DashError
 from .train_config import TrainConfig
 
 

@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from dash_diffusion.buckets import cover_size, make_buckets, nearest_bucket, resize_and_crop
+from dash_diffusion.data.buckets import cover_size, make_buckets, nearest_bucket, resize_and_crop
+from dash_diffusion.data.images import describe_files, load_rgb, split_image_files
 from dash_diffusion.errors import DataError
-from dash_diffusion.images import describe_files, load_rgb, split_image_files
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class DreamBoothDataset(torch.utils.data.Dataset):
 
     Without ``bucketing`` every image is resized and cropped to ``resolution x resolution``; with it
     each image goes to its nearest bucket of :func:`make_buckets(resolution, bucket_step)
-    <dash_diffusion.buckets.make_buckets>`. A ``<stem>.txt`` caption beside an image replaces the
+    <dash_diffusion.data.buckets.make_buckets>`. A ``<stem>.txt`` caption beside an image replaces the
     instance (or class) prompt for that image. Unreadable files are skipped with a warning; a folder
     with no usable image raises :class:`DataError`.
     """

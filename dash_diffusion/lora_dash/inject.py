@@ -12,9 +12,9 @@ from typing import Any, Collection
 import torch
 from torch import nn
 
+from ..errors import DashError
 from .config import DashConfig
 from .directions import iter_batched_svd
-from .errors import DashError
 from .layer import DashLinear
 
 #: Attribute under which :func:`inject_dash` records the config on the model (read by the exporters).
@@ -106,8 +106,8 @@ def select_directions(
     """Select the task-specific directions of every :class:`DashLinear` in ``model``.
 
     The SVDs of the frozen weights are computed batched by shape on ``device`` (default: the weights'
-    device), or taken from ``svds`` (name -> :class:`~dash_diffusion.directions.SVD`, e.g. computed ahead
-    of the phase boundary with :func:`~dash_diffusion.directions.batched_svd`). Each chunk of
+    device), or taken from ``svds`` (name -> :class:`~dash_diffusion.lora_dash.directions.SVD`, e.g. computed ahead
+    of the phase boundary with :func:`~dash_diffusion.lora_dash.directions.batched_svd`). Each chunk of
     decompositions is consumed at once, so peak memory stays at one chunk.
 
     ``names`` restricts the work to those layers (a data-parallel process selecting its share); the

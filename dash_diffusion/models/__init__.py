@@ -1,0 +1,1 @@
+"""Built-in models for working offline: the random ``builtin:tiny-sdxl`` (:mod:`.tiny`)."""
