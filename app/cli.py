@@ -1,4 +1,5 @@
-"""Command line of ``python -m app``: options, launch settings, and one clear line instead of a traceback.
+"""Command line of ``python -m app`` and of the ``dash-diffusion-app`` console script: options, launch
+settings, and one clear line instead of a traceback.
 
     python -m app --base builtin:tiny-sdxl --adapters_dir outputs      # what `make app` runs
     python -m app --base stabilityai/stable-diffusion-xl-base-1.0 --port 7860
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any
 
@@ -22,11 +24,18 @@ from .uploads import DEFAULT_MAX_UPLOAD_MB
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_ADAPTERS_DIR = "outputs"
+CONSOLE_SCRIPT = "dash-diffusion-app"
+
+
+def program_name(argv0: str | None = None) -> str:
+    """``dash-diffusion-app`` when run by that console script, else ``python -m app``."""
+    name = os.path.basename(sys.argv[0] if argv0 is None else argv0)
+    return CONSOLE_SCRIPT if name.startswith(CONSOLE_SCRIPT) else "python -m app"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The options of ``python -m app``."""
-    parser = argparse.ArgumentParser(prog="python -m app", description="LoRA-Dash studio: generate, compare and inspect SDXL LoRA / LoRA-Dash adapters.")
+    parser = argparse.ArgumentParser(prog=program_name(), description="LoRA-Dash studio: generate, compare and inspect SDXL LoRA / LoRA-Dash adapters.")
     parser.add_argument("--base", default=DEFAULT_BASE, help=f"base SDXL: hub id, local diffusers folder or builtin:tiny-sdxl (default {DEFAULT_BASE})")
     parser.add_argument("--adapters_dir", default=DEFAULT_ADAPTERS_DIR, help="folder searched for trainer outputs and LoRA .safetensors files; uploads go to its uploads/ (default outputs)")
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine only; 0.0.0.0 opens it to the network)")

@@ -10,6 +10,7 @@ import copy
 import shutil
 import socket
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from app import build_app  # noqa: E402
-from app.cli import launch_options, main, parse_args  # noqa: E402
+from app.cli import launch_options, main, parse_args, program_name  # noqa: E402
 from app.library import AdapterLibrary  # noqa: E402
 
 PROMPT = "a photo of sks figure"
@@ -272,11 +273,26 @@ def test_defaults_bind_to_localhost_without_share():
     assert parse_args(["--share", "--host", "0.0.0.0"]).share is True
 
 
+def test_usage_names_the_command_that_was_run():
+    assert program_name("/venv/bin/dash-diffusion-app") == "dash-diffusion-app"
+    assert program_name("/repo/app/__main__.py") == "python -m app"
+
+
 def test_base_that_cannot_load_exits_2_with_one_line(tmp_path, capsys):
     for base in (str(tmp_path / "no-such-model"), "builtin:no-such-model"):
         assert main(["--base", base, "--adapters_dir", str(tmp_path / "adapters")]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+
+
+def test_loading_the_base_raises_no_torch_dtype_warning():
+    # diffusers 0.40 deprecated from_pretrained(torch_dtype=...) for dtype= with a FutureWarning
+    from app.model import load_pipeline
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # pyproject ignores FutureWarning; see every one here
+        load_pipeline("builtin:tiny-sdxl", device="cpu")
+    assert not [str(w.message) for w in caught if "torch_dtype" in str(w.message)]
 
 
 def test_picking_an_adapter_fills_in_its_trigger_prompt(world, pipe):

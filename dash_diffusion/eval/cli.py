@@ -1,4 +1,4 @@
-"""Command line of ``evaluate_dreambooth.py``.
+"""Command line of ``evaluate_dreambooth.py`` and of the ``dash-diffusion-eval`` console script.
 
 Options map one to one onto :class:`~dash_diffusion.eval.config.EvalConfig`; ``--adapter NAME=PATH``
 repeats. A :class:`DashError` (bad folder, unloadable model, bad option) is printed as one
@@ -20,8 +20,7 @@ from .prompts import DEFAULT_TOKEN, KINDS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="evaluate_dreambooth.py",
+    parser = argparse.ArgumentParser(  # prog: the name it was run by (evaluate_dreambooth.py, dash-diffusion-eval)
         description="DreamBooth benchmark (Ruiz et al. 2023): generate the 25 prompts with fixed seeds for the base model and each adapter, score DINO, CLIP-I and CLIP-T, write CSV, markdown and grids.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
