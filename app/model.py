@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from dash_diffusion.errors import DashError
@@ -36,9 +35,7 @@ def load_pipeline(base: str, device: str | None = None) -> Any:
         chosen, dtype = device, (torch.float16 if device.startswith("cuda") else torch.float32)
     path = resolve_model_path(base)
     try:
-        with warnings.catch_warnings():  # newer diffusers prefer dtype=, older ones only know torch_dtype=
-            warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
-            pipe = StableDiffusionXLPipeline.from_pretrained(path, torch_dtype=dtype)
+        pipe = StableDiffusionXLPipeline.from_pretrained(path, dtype=dtype)  # diffusers>=0.40 takes dtype=
     except Exception as error:  # hub/offline/format errors come in many types; the user needs one line
         raise DashError(
             f"cannot load base model '{base}' ({type(error).__name__}: {_short(error)}): pass a local diffusers "

@@ -9,6 +9,7 @@ import math
 import os
 import re
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +22,12 @@ from dash_diffusion import DashConfig, DashError, inject_dash, save_adapter
 from dash_diffusion.eval import prompts as P
 from dash_diffusion.eval.config import EvalConfig
 from dash_diffusion.eval.features import load_clip, load_dino
-from dash_diffusion.eval.generation import image_seed, plan_jobs
+from dash_diffusion.eval.generation import image_seed, load_pipeline, plan_jobs
 from dash_diffusion.eval.metrics import cosine_matrix, image_similarity, paired_difference, summarise, text_similarity
 from dash_diffusion.eval.preprocess import IMAGENET_MEAN, IMAGENET_STD, center_crop, clip_transform, dino_transform, resize_shorter_side
 from dash_diffusion.eval.runner import run
 from dash_diffusion.eval.tiny_features import save_tiny_clip, save_tiny_dino
-from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline
+from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline, resolve_model_path
 
 
 def dreambooth_photos() -> Path:
@@ -140,6 +141,16 @@ def test_resize_and_crop_follow_torchvision_rules():
     np.testing.assert_allclose(exact[0].reshape(3, -1), np.broadcast_to(expected, (3, 224 * 224)), atol=1e-6)
     resized = transform([Image.new("RGB", (500, 375), colour)])  # bicubic in 8-bit fixed point: within 1 level
     np.testing.assert_allclose(resized[0].reshape(3, -1), np.broadcast_to(expected, (3, 224 * 224)), atol=1.01 / 255 / min(IMAGENET_STD))
+
+
+def test_loading_the_base_raises_no_torch_dtype_warning():
+    # diffusers 0.40 deprecated from_pretrained(torch_dtype=...) for dtype= with a FutureWarning
+    vae = str(Path(resolve_model_path("builtin:tiny-sdxl")) / "vae")  # also covers the --vae load
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # pyproject ignores FutureWarning; see every one here
+        pipe = load_pipeline("builtin:tiny-sdxl", "cpu", torch.float32, vae=vae)
+    assert not [str(w.message) for w in caught if "torch_dtype" in str(w.message)]
+    assert pipe.unet.dtype == torch.float32
 
 
 @pytest.fixture(scope="module")

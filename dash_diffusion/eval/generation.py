@@ -12,7 +12,6 @@ comparisons between adapters paired.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -88,17 +87,15 @@ def load_pipeline(base: str, device: str, dtype: Any, variant: str | None = None
     from dash_diffusion.models.tiny import resolve_model_path
 
     extra: dict[str, Any] = {"variant": variant} if variant else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # newer diffusers renames torch_dtype; older ones need it
-        if vae:
-            try:
-                extra["vae"] = AutoencoderKL.from_pretrained(resolve_model_path(vae), torch_dtype=dtype)
-            except (OSError, ValueError) as error:
-                raise _base_error("VAE", vae, "--vae /path/to/vae") from error
+    if vae:
         try:
-            pipe = StableDiffusionXLPipeline.from_pretrained(resolve_model_path(base), torch_dtype=dtype, **extra)
+            extra["vae"] = AutoencoderKL.from_pretrained(resolve_model_path(vae), dtype=dtype)
         except (OSError, ValueError) as error:
-            raise _base_error("base model", base, "--base /path/to/sdxl, or --base builtin:tiny-sdxl") from error
+            raise _base_error("VAE", vae, "--vae /path/to/vae") from error
+    try:
+        pipe = StableDiffusionXLPipeline.from_pretrained(resolve_model_path(base), dtype=dtype, **extra)
+    except (OSError, ValueError) as error:
+        raise _base_error("base model", base, "--base /path/to/sdxl, or --base builtin:tiny-sdxl") from error
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe

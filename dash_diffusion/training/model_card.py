@@ -39,7 +39,8 @@ Trained with dash_diffusion's DreamBooth trainer on `{base_model}`
 import torch
 from diffusers import StableDiffusionXLPipeline
 
-pipe = StableDiffusionXLPipeline.from_pretrained("{base_model}", torch_dtype=torch.float16).to("cuda")
+# diffusers >= 0.40; older versions spell it torch_dtype=torch.float16
+pipe = StableDiffusionXLPipeline.from_pretrained("{base_model}", dtype=torch.float16).to("cuda")
 pipe.load_lora_weights("path/to/this/folder")
 image = pipe("{trigger_prompt} on a beach", num_inference_steps=30).images[0]
 ```
