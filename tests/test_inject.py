@@ -76,3 +76,25 @@ def test_config_rejects_bad_values(kwargs):
 def test_config_parses_comma_separated_targets():
     assert DashConfig(target_modules="to_q, to_k").target_modules == ("to_q", "to_k")
     assert DashConfig(rank=8).lora_alpha == 8.0
+
+
+def test_config_init_lora_weights_reaches_every_layer_and_is_recorded():
+    # bug: inject_dash always drew lora_A Kaiming-uniform; the config now chooses, "gaussian" by default
+    assert DashConfig().init_lora_weights == "gaussian"
+    assert DashConfig(init_lora_weights="kaiming").to_dict()["init_lora_weights"] == "kaiming"
+    stds = {}
+    for init in ("gaussian", "kaiming"):
+        torch.manual_seed(0)
+        model = nn.Sequential(Attention())
+        inject_dash(model, DashConfig(rank=2, num_directions=2, init_lora_weights=init))
+        layers = [m for m in model.modules() if isinstance(m, DashLinear)]
+        assert all(torch.equal(m.lora_B.weight, torch.zeros_like(m.lora_B.weight)) for m in layers)
+        stds[init] = torch.cat([m.lora_A.weight.flatten() for m in layers]).std().item()  # 3 layers x 16 draws
+    # gaussian: std 1/r = 0.5; kaiming: U(-1/sqrt(8), 1/sqrt(8)), std 1/sqrt(24) = 0.20
+    assert stds["gaussian"] > 0.35 and stds["kaiming"] < 0.3, stds
+
+
+def test_config_rejects_unknown_init_in_one_line():
+    with pytest.raises(DashError, match="init_lora_weights must be one of gaussian, kaiming") as error:
+        DashConfig(init_lora_weights="uniform")
+    assert "\n" not in str(error.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -112,3 +114,31 @@ def test_plain_lora_when_no_directions():
     expected = layer.base_layer(x) + layer.scaling * x @ layer.lora_A.weight.T @ layer.lora_B.weight.T
     torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
     assert layer.select_directions().indices.numel() == 0
+
+
+def test_gaussian_init_matches_peft_std_one_over_rank():
+    # bug: lora_A was Kaiming-uniform while the paper's SDXL code and diffusers' SDXL DreamBooth script use
+    # PEFT's init_lora_weights="gaussian", A ~ N(0, 1/r): at r = 4 the initial A was 11-20x smaller.
+    torch.manual_seed(0)
+    layer = DashLinear(nn.Linear(2048, 64), rank=4, alpha=4.0, num_directions=2)  # gaussian is the default
+    A = layer.lora_A.weight
+    # 8192 draws: standard errors 0.002 (std) and 0.003 (mean); the tolerances are about 4-5 of them
+    assert abs(A.std().item() - 1 / 4) < 0.0075 and abs(A.mean().item()) < 0.015
+    assert torch.equal(layer.lora_B.weight, torch.zeros_like(layer.lora_B.weight))
+
+
+def test_kaiming_init_is_unchanged():
+    torch.manual_seed(3)
+    layer = DashLinear(nn.Linear(640, 32), rank=4, alpha=4.0, num_directions=2, init_lora_weights="kaiming")
+    torch.manual_seed(3)  # the former init, step by step: base layer, both factors, then A re-drawn
+    nn.Linear(640, 32)
+    A, B = nn.Linear(640, 4, bias=False), nn.Linear(4, 32, bias=False)
+    nn.init.kaiming_uniform_(A.weight, a=math.sqrt(5))
+    assert torch.equal(layer.lora_A.weight, A.weight)
+    assert torch.equal(layer.lora_B.weight, torch.zeros_like(layer.lora_B.weight))
+    assert layer.lora_A.weight.abs().max() <= 1 / math.sqrt(640)  # U(-1/sqrt(in), 1/sqrt(in))
+
+
+def test_unknown_init_is_rejected():
+    with pytest.raises(ValueError, match="init_lora_weights"):
+        DashLinear(nn.Linear(8, 8), rank=2, alpha=2.0, num_directions=1, init_lora_weights="orthogonal")

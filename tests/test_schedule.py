@@ -88,3 +88,40 @@ def test_plain_lora_schedule_never_switches():
     model = attention_like_model()
     schedule = DashSchedule(warmup_steps=0, models={"unet": model}, enabled=False)
     assert schedule.phase(5) == "lora" and not schedule.after_optimizer_step(5) and not schedule.switched
+
+
+def test_zero_weight_layer_does_not_make_the_schedule_select_again():
+    # bug: `switched` required every layer to hold a direction; a layer whose weight is 0 has none usable,
+    # so the schedule selected again on every dash step (moving U_s, V_s under training) and
+    # before_optimizer_step would have kept every dash_delta's gradient at None for good.
+    model = attention_like_model()
+    zero_layer = dash_layers(model)["0.to_q"]
+    with torch.no_grad():
+        zero_layer.base_layer.weight.zero_()
+    schedule = DashSchedule(warmup_steps=1, models={"unet": model})
+    assert schedule.after_optimizer_step(1) and schedule.switched
+    assert not zero_layer.directions_selected
+    U_before = {name: layer.dash_U.clone() for name, layer in dash_layers(model).items()}
+    with torch.no_grad():
+        for layer in dash_layers(model).values():
+            layer.lora_A.weight.mul_(-3.0).add_(1.0)  # training moved the factors: reselection would differ
+    assert not schedule.after_optimizer_step(2)
+    assert all(torch.equal(layer.dash_U, U_before[name]) for name, layer in dash_layers(model).items())
+
+    resumed = DashSchedule(warmup_steps=1, models={"unet": model})  # a resumed run reads the buffers
+    assert resumed.switched and not resumed.after_optimizer_step(2)
+    model[1].to_q(torch.randn(2, 16)).sum().backward()
+    resumed.before_optimizer_step()
+    assert dash_layers(model)["1.to_q"].dash_delta.grad is not None
+
+
+def test_before_optimizer_step_drops_delta_gradients_until_the_switch():
+    # bug: dash_delta entered AdamW with a zero gradient from step 1 (see tests/test_delta_optimizer_state.py)
+    model = attention_like_model()
+    schedule = DashSchedule(warmup_steps=1, models={"unet": model})
+    layers = dash_layers(model)
+    for layer in layers.values():
+        layer(torch.randn(2, layer.in_features)).sum().backward()
+    schedule.before_optimizer_step()
+    assert all(layer.dash_delta.grad is None and layer.dash_delta.requires_grad for layer in layers.values())
+    assert all(layer.lora_B.weight.grad is not None for layer in layers.values())

@@ -4,5 +4,5 @@
 - :mod:`.layer`: ``DashLinear``, ``y = W x + b + (alpha/r) B A x + U_s diag(delta) V_s^T x``.
 - :mod:`.directions`: SVDs of the frozen weights, change rates ``|u_i^T dW v_i| / sigma_i``, top-s selection.
 - :mod:`.inject`: wrapping target ``nn.Linear`` modules by qualified name, selecting, unwrapping.
-- :mod:`.schedule`: the two-phase schedule driven by the optimizer step.
+- :mod:`.schedule`: the two-phase schedule driven by the optimizer step (delta joins the optimizer at the switch).
 """

@@ -16,6 +16,8 @@ from ..errors import DashError
 UNET_TARGET_MODULES: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
 #: Attention projections of the two CLIP text encoders.
 TEXT_ENCODER_TARGET_MODULES: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "out_proj")
+#: Initialisations of ``lora_A`` (``lora_B`` always starts at zero), see :class:`~.layer.DashLinear`.
+LORA_INITS: tuple[str, ...] = ("gaussian", "kaiming")
 
 
 @dataclass
@@ -37,6 +39,10 @@ class DashConfig:
     """t: optimizer steps of plain LoRA training before the directions are selected."""
     target_modules: tuple[str, ...] = field(default_factory=lambda: UNET_TARGET_MODULES)
     """Qualified-name suffixes of the ``nn.Linear`` modules to wrap (``"to_out.0"`` matches ``...attn1.to_out.0``)."""
+    init_lora_weights: str = "gaussian"
+    """Init of ``A``: ``"gaussian"`` (``A ~ N(0, 1/r^2)``, PEFT's ``init_lora_weights="gaussian"``, used by the
+    paper's SDXL code and diffusers' SDXL DreamBooth script) or ``"kaiming"`` (Kaiming-uniform, PEFT's
+    default and kohya's). Kept last: positional construction relies on the order of the fields above."""
 
     def __post_init__(self) -> None:
         if isinstance(self.target_modules, str):
@@ -54,6 +60,8 @@ class DashConfig:
             raise DashError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
         if not self.target_modules:
             raise DashError("target_modules is empty: name at least one module suffix, e.g. to_q,to_k,to_v,to_out.0")
+        if self.init_lora_weights not in LORA_INITS:
+            raise DashError(f"init_lora_weights must be one of {', '.join(LORA_INITS)}, got {self.init_lora_weights!r}")
 
     @property
     def lora_alpha(self) -> float:

@@ -55,7 +55,9 @@ def inject_dash(model: nn.Module, config: DashConfig) -> list[str]:
     model.requires_grad_(False)
     for name in targets:
         base = model.get_submodule(name)
-        layer = DashLinear(base, config.rank, config.lora_alpha, config.num_directions, config.dropout)
+        layer = DashLinear(
+            base, config.rank, config.lora_alpha, config.num_directions, config.dropout, init_lora_weights=config.init_lora_weights
+        )
         _set_submodule(model, name, layer)
     setattr(model, CONFIG_ATTRIBUTE, config)
     return targets

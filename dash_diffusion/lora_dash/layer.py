@@ -5,7 +5,7 @@ Fine-tuning", ICLR 2025, arXiv 2409.01035) computes::
 
     y = W x + b + (alpha / r) B A x + U_s diag(delta) V_s^T x
 
-``A`` (r x in, Kaiming-uniform) and ``B`` (out x r, zeros) are the LoRA factors, ``U_s`` (out x s)
+``A`` (r x in) and ``B`` (out x r, zeros) are the LoRA factors, ``U_s`` (out x s)
 and ``V_s`` (in x s) the frozen task-specific directions chosen at the phase boundary, and ``delta``
 (s values, zeros at the start) their learned scales. The whole update is a LoRA of rank r + s::
 
@@ -15,6 +15,12 @@ and ``V_s`` (in x s) the frozen task-specific directions chosen at the phase bou
 and the forward pass uses exactly that factorisation: one down projection ``x A'^T`` (tokens x (r+s)),
 a per-column scale ``[alpha/r, ..., alpha/r, delta_1, ..., delta_s]`` and one up projection. It never
 builds an out x in matrix (the reference code forms ``U_s diag(delta) V_s^T`` densely on every call).
+
+``A`` starts Gaussian by default, ``A_ij ~ N(0, (1/r)^2)`` as PEFT's ``init_lora_weights="gaussian"`` (the
+paper's SDXL code and diffusers' SDXL DreamBooth script); ``"kaiming"`` gives Kaiming-uniform with
+``a = sqrt(5)``, i.e. ``U(-1/sqrt(in), 1/sqrt(in))`` with std ``1/sqrt(3 in)`` (PEFT's default, kohya's).
+At r = 4 on SDXL's widths (in = 640 .. 2048) the Gaussian ``A`` is 11-20x larger. Either way ``B = 0``, so
+the adapter starts as the identity update.
 
 Before selection ``U_s`` and ``V_s`` are zero buffers, so the dash term is exactly 0 and ``dash_delta``
 gets an exactly-zero gradient while still taking part in the graph (optimizers and DDP see a fixed set
@@ -30,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import LORA_INITS
 from .directions import SVD, Selection, batched_svd, select_from_svd
 
 
@@ -49,6 +56,8 @@ class DashLinear(nn.Module):
         num_directions: int,
         dropout: float = 0.0,
         adapter_dtype: torch.dtype = torch.float32,
+        *,
+        init_lora_weights: str = "gaussian",
     ) -> None:
         super().__init__()
         if not isinstance(base_layer, nn.Linear):
@@ -68,8 +77,7 @@ class DashLinear(nn.Module):
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.lora_A = nn.Linear(self.in_features, self.rank, bias=False, **factory)
         self.lora_B = nn.Linear(self.rank, self.out_features, bias=False, **factory)
-        nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
-        nn.init.zeros_(self.lora_B.weight)
+        self.reset_lora_parameters(init_lora_weights)
 
         s = self.num_directions
         k = min(self.in_features, self.out_features)
@@ -78,6 +86,21 @@ class DashLinear(nn.Module):
         self.register_buffer("dash_V", torch.zeros(self.in_features, s, **factory))
         self.register_buffer("dash_indices", torch.full((s,), -1, dtype=torch.int64, device=device))
         self.register_buffer("dash_change_rate", torch.zeros(k, dtype=torch.float32, device=device))
+
+    @torch.no_grad()
+    def reset_lora_parameters(self, init_lora_weights: str = "gaussian") -> None:
+        """Re-initialise the LoRA factors: ``B = 0`` and ``A`` by ``init_lora_weights``.
+
+        ``"gaussian"``: ``A_ij ~ N(0, std = 1/r)`` (PEFT's ``nn.init.normal_(A, std=1 / r)``).
+        ``"kaiming"``: ``kaiming_uniform_(A, a=sqrt(5))``, ``A_ij ~ U(-1/sqrt(in), 1/sqrt(in))``.
+        """
+        if init_lora_weights == "gaussian":
+            nn.init.normal_(self.lora_A.weight, std=1.0 / self.rank)
+        elif init_lora_weights == "kaiming":
+            nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
+        else:
+            raise ValueError(f"init_lora_weights must be one of {', '.join(LORA_INITS)}, got {init_lora_weights!r}")
+        nn.init.zeros_(self.lora_B.weight)
 
     # ------------------------------------------------------------------ forward
     def folded_factors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

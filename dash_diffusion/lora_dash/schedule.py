@@ -1,11 +1,13 @@
 """The two-phase LoRA-Dash schedule, driven by the optimizer step.
 
-Phase 1 ("lora", optimizer steps ``0 .. t-1``) trains plain LoRA. After optimizer step ``t`` the
+Phase 1 ("lora", optimizer steps ``1 .. t``) trains plain LoRA. After optimizer step ``t`` the
 training loop calls :meth:`DashSchedule.after_optimizer_step`, which selects the task-specific
-directions of every adapted layer and starts phase 2 ("dash"). The phase depends on the optimizer step
-alone: micro-steps of gradient accumulation, validation passes and gradient-checkpoint recomputation do
-not move it (the reference code counts forward calls, so ``t = 100`` with accumulation 4 switched at
-optimizer step 25). In data-parallel runs the SVD work is split: each process selects the directions
+directions of every adapted layer and starts phase 2 ("dash"). Before every optimizer step (after
+backward, before clipping) it calls :meth:`DashSchedule.before_optimizer_step`, which keeps
+``dash_delta`` out of the optimizer during phase 1, so its optimizer state starts at the switch.
+The phase depends on the optimizer step alone: micro-steps of gradient accumulation, validation
+passes and gradient-checkpoint recomputation do not move it (the reference code counts forward
+calls, so ``t = 100`` with accumulation 4 switched at optimizer step 25). In data-parallel runs the SVD work is split: each process selects the directions
 of its share of the layers (the LoRA factors are identical on every process) and broadcasts them, so
 the switch takes about 1/N of the time and every process ends with the same ``U_s``, ``V_s`` and
 indices.
@@ -21,6 +23,7 @@ import torch
 from torch import nn
 
 from .inject import dash_layers, select_directions
+from .layer import DashLinear
 
 logger = logging.getLogger(__name__)
 
@@ -91,15 +94,21 @@ class DashSchedule:
     summaries: dict[str, dict] = field(default_factory=dict)
     _switched: bool = field(default=False, init=False, repr=False)
 
+    def _dash_layers(self) -> list[DashLinear]:
+        """Every :class:`DashLinear` of every model, in model then module order."""
+        return [layer for model in self.models.values() for layer in dash_layers(model).values()]
+
     @property
     def switched(self) -> bool:
         """True once the directions are in place (also after resuming from a checkpoint past the switch).
 
-        Directions are never removed during training, so a True answer is remembered: checking every
-        layer reads one small buffer per layer and costs milliseconds on every dash-phase step."""
+        The schedule installs every layer's directions at once, so one layer with directions means all
+        are in place; a layer whose weight has no usable direction (``W = 0``) keeps index -1 for good,
+        so "every layer selected" would never become true and the schedule would select again on every
+        later step. Directions are never removed during training, so a True answer is remembered:
+        checking reads one small buffer per layer."""
         if not self._switched:
-            layers = [layer for model in self.models.values() for layer in dash_layers(model).values() if layer.num_directions]
-            self._switched = bool(layers) and all(layer.directions_selected for layer in layers)
+            self._switched = any(layer.directions_selected for layer in self._dash_layers() if layer.num_directions)
         return self._switched
 
     def phase(self, optimizer_step: int) -> str:
@@ -108,6 +117,30 @@ class DashSchedule:
         if not self.enabled:
             return "lora"
         return "dash" if optimizer_step > self.warmup_steps else "lora"
+
+    def before_optimizer_step(self) -> None:
+        """Keep ``dash_delta`` out of the optimizer until the directions are selected.
+
+        Call after backward and before gradient clipping and ``optimizer.step()``, on every optimizer
+        step. While the directions are not selected it sets ``.grad = None`` on every layer's
+        ``dash_delta`` (its gradient is exactly zero then, since ``U_s = V_s = 0``); from the switch on
+        it does nothing.
+
+        Why: in the paper's code ``delta`` has no gradient before the switch, so an Adam optimizer's
+        state for it (step count ``k``, moments) starts at the switch. A zero gradient is not the same:
+        AdamW still counts the step, so after ``t`` pre-launch steps its bias corrections
+        ``1 - beta1^k`` and ``1 - beta2^k`` start at ``k = t + 1`` instead of 1: with ``t = 100`` the
+        second-moment correction is ~10x too small and ``delta`` moves 1.4-1.9x as far over its first
+        ten or so dash steps. torch's Adam/AdamW, bitsandbytes'
+        8-bit optimizers and prodigyopt's Prodigy skip a parameter whose ``grad`` is None: no state is
+        created, no step counted, no weight decay applied.
+
+        ``requires_grad`` stays True: DDP registers only the parameters that require grad when it is
+        constructed (step 0), and ``delta`` must be among them for the dash phase.
+        """
+        if not self.switched:
+            for layer in self._dash_layers():
+                layer.dash_delta.grad = None
 
     @torch.no_grad()
     def after_optimizer_step(self, optimizer_step: int, accelerator: Any | None = None) -> bool:
@@ -128,6 +161,7 @@ class DashSchedule:
                 broadcast_directions(model, owners, lambda tensor, owner: broadcast(tensor, from_process=owner))
             self.summaries[prefix] = selection_summary(model)
         self.selected_at_step = optimizer_step
+        self._switched = True  # even if no layer had a usable direction: select once, never again
         if accelerator is None or accelerator.is_main_process:
             for prefix, summary in self.summaries.items():
                 logger.info("LoRA-Dash: selected directions of %d %s layers at optimizer step %d (position:change rate)\n%s", len(summary), prefix, optimizer_step, format_selection(summary))
