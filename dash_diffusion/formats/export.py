@@ -22,13 +22,17 @@ whatever layout the installed transformers uses.
   ``.lora_up.weight`` and one ``.alpha`` equal to r + s for every layer.
 - ``dash_adapter.safetensors``: the native file with the raw tensors (A, B, U_s, V_s, delta, indices,
   change rates) for resuming and inspection.
+
+``save_precision`` (``"fp32"``, ``"fp16"``, ``"bf16"``, as sd-scripts' ``--save_precision``) rounds every
+floating tensor of the three files once, after folding: the files then hold ``round(B') round(A')``, whose
+relative error per entry is at most 2^-11 (fp16) or 2^-8 (bf16). Indices stay int64 and fp32 stays exact.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -47,6 +51,8 @@ NATIVE_FORMAT = "lora-dash"
 NATIVE_FORMAT_VERSION = 1
 #: Tensors of one module in the native file, after ``<prefix>.<module path>.``.
 NATIVE_TENSORS = ("lora_A.weight", "lora_B.weight", "dash_U", "dash_V", "dash_delta", "dash_indices", "dash_change_rate")
+#: ``save_precision`` values and the dtype each writes floating tensors in.
+SAVE_PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @torch.no_grad()
@@ -152,9 +158,9 @@ def layer_tensors(layer: DashLinear) -> dict[str, torch.Tensor]:
     }
 
 
-def native_state_dict(components: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
+def native_state_dict(components: dict[str, nn.Module], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """Raw adapter tensors ``<prefix>.<path>.{lora_A.weight, lora_B.weight, dash_U, ...}`` on CPU
-    (floating tensors in float32, indices in int64)."""
+    (floating tensors in ``dtype``, indices in int64)."""
     tensors: dict[str, torch.Tensor] = {}
     for prefix, model in components.items():
         for name, layer in dash_layers(model).items():
@@ -162,7 +168,28 @@ def native_state_dict(components: dict[str, nn.Module]) -> dict[str, torch.Tenso
             for key, value in layer_tensors(layer).items():
                 value = value.detach().cpu()
                 tensors[f"{prefix}.{path}.{key}"] = value.float() if value.is_floating_point() else value
-    return tensors
+    return cast_floating(tensors, dtype)
+
+
+def precision_dtype(save_precision: str) -> torch.dtype:
+    """The dtype of a ``save_precision`` name; raises a one-line :class:`DashError` for an unknown one."""
+    if save_precision not in SAVE_PRECISIONS:
+        raise DashError(f"save_precision '{save_precision}' is unknown: use one of {', '.join(SAVE_PRECISIONS)}")
+    return SAVE_PRECISIONS[save_precision]
+
+
+def cast_floating(tensors: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Cast the floating tensors to ``dtype`` (integer ones untouched); refuses a finite value that
+    overflows ``dtype`` (|x| > 65504 in fp16) rather than writing inf."""
+    cast: dict[str, torch.Tensor] = {}
+    for key, value in tensors.items():
+        if value.is_floating_point() and value.dtype != dtype:
+            rounded = value.to(dtype)
+            if not torch.equal(torch.isfinite(rounded), torch.isfinite(value)):
+                raise DashError(f"tensor '{key}' overflows {dtype} (max |x| = {value.abs().max().item():.3g}): save with save_precision 'bf16' or 'fp32'")
+            value = rounded
+        cast[key] = value
+    return cast
 
 
 def _kohya_header(meta: dict[str, Any], rank: int) -> dict[str, str]:
@@ -177,33 +204,77 @@ def _kohya_header(meta: dict[str, Any], rank: int) -> dict[str, str]:
     }
 
 
+def _remove_stale(path: Path) -> None:
+    """Delete an earlier export's file of a format that failed now, so no folder mixes two adapters."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _write_each(writers: dict[str, tuple[Path, Callable[[], dict[str, torch.Tensor]], dict[str, str]]]) -> dict[str, Path]:
+    """Build and write each file in order, each on its own: a format that fails leaves the others
+    written (its stale file from an earlier export is removed), then one :class:`DashError` names it."""
+    written: dict[str, Path] = {}
+    failed: dict[str, str] = {}
+    for layout, (path, build, header) in writers.items():
+        try:
+            written[layout] = atomic_save(build(), path, header)
+        except Exception as error:  # noqa: BLE001 - reported below, after the other formats are written
+            _remove_stale(path)
+            failed[layout] = " ".join(str(error).split()) or type(error).__name__
+    if failed:
+        reasons = "; ".join(f"the {layout} file failed: {reason}" for layout, reason in failed.items())
+        kept = ", ".join(f"{layout} ({path})" for layout, path in written.items()) or "none"
+        raise DashError(f"{reasons}; written: {kept}; load a written file or fix the cause and export again")
+    return written
+
+
 def save_adapter(
     output_dir: str | Path,
     unet: nn.Module,
     text_encoder: nn.Module | None = None,
     text_encoder_2: nn.Module | None = None,
     metadata: dict[str, Any] | None = None,
+    *,
+    save_precision: str = "fp32",
 ) -> dict[str, Path]:
-    """Write the diffusers, kohya and native files of an adapter into ``output_dir``.
+    """Write the native, diffusers and kohya files of an adapter into ``output_dir``, in that order.
 
     ``metadata`` adds JSON-serialisable fields to every file's ``lora_dash`` header entry (for example
-    ``base_model``, ``selected_at_step``, ``instance_prompt``, ``global_step``). Returns the paths by
-    format name (``"diffusers"``, ``"kohya"``, ``"native"``).
+    ``base_model``, ``selected_at_step``, ``instance_prompt``, ``global_step``); ``save_precision``
+    (``"fp32"``, ``"fp16"``, ``"bf16"``) is the dtype of every floating tensor and is recorded there too.
+    Each file is written independently: when one fails the others are still written, then one
+    :class:`DashError` names the failed format, why, and the files written. Returns the paths by format
+    name (``"native"``, ``"diffusers"``, ``"kohya"``).
     """
+    dtype = precision_dtype(save_precision)
     components = _components(unet, text_encoder, text_encoder_2)
-    meta = adapter_metadata(components, metadata)
+    meta = adapter_metadata(components, {**(metadata or {}), "save_precision": save_precision})
     output_dir = Path(output_dir)
 
     def header(layout: str) -> dict[str, str]:
         return {"format": "pt", DASH_METADATA_KEY: json.dumps({**meta, "layout": layout}, sort_keys=True)}
 
-    diffusers_tensors, peft_kwargs = diffusers_state_dict(components)
-    rank = next(iter(diffusers_tensors.values())).shape[0]
-    diffusers_header = {**header("diffusers"), "lora_adapter_metadata": json.dumps(peft_kwargs, sort_keys=True)}
-    kohya_header = {**header("kohya"), **_kohya_header(meta, rank)}
-    native_header = header("native")
-    return {
-        "diffusers": atomic_save(diffusers_tensors, output_dir / DIFFUSERS_WEIGHT_NAME, diffusers_header),
-        "kohya": atomic_save(kohya_state_dict(components), output_dir / KOHYA_WEIGHT_NAME, kohya_header),
-        "native": atomic_save(native_state_dict(components), output_dir / NATIVE_WEIGHT_NAME, native_header),
-    }
+    diffusers_header = header("diffusers")
+
+    def diffusers_file() -> dict[str, torch.Tensor]:
+        tensors, peft_kwargs = diffusers_state_dict(components)
+        diffusers_header["lora_adapter_metadata"] = json.dumps(peft_kwargs, sort_keys=True)
+        return cast_floating(tensors, dtype)
+
+    kohya_header = header("kohya")
+
+    def kohya_file() -> dict[str, torch.Tensor]:
+        tensors = kohya_state_dict(components)
+        rank = next(v.shape[0] for k, v in tensors.items() if k.endswith(".lora_down.weight"))
+        kohya_header.update(_kohya_header(meta, rank))
+        return cast_floating(tensors, dtype)
+
+    return _write_each(
+        {
+            "native": (output_dir / NATIVE_WEIGHT_NAME, lambda: native_state_dict(components, dtype), header("native")),
+            "diffusers": (output_dir / DIFFUSERS_WEIGHT_NAME, diffusers_file, diffusers_header),
+            "kohya": (output_dir / KOHYA_WEIGHT_NAME, kohya_file, kohya_header),
+        }
+    )

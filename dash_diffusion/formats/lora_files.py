@@ -3,7 +3,8 @@
 diffusers only warns when nothing of a file matches the model (a file without the ``unet.`` prefix
 loads nothing) and reports shape mismatches deep inside PEFT. :func:`check_lora_file` reads the header
 alone and raises one :class:`~dash_diffusion.errors.AdapterMismatchError` line instead: unknown layout,
-missing prefix, or the first module that does not exist or does not fit.
+missing prefix, or the first module that does not exist or does not fit. Only names and shapes are read,
+so files saved in any precision (fp32, fp16, bf16) are checked alike.
 """
 
 from __future__ import annotations
@@ -133,5 +134,5 @@ def _check_kohya(path: Path, tensor_shapes: dict, header: dict, shapes: dict, in
             ranks.add(_check_pair(path, stem, down, up, shapes[component][name]))
             known += 1
     if not known:
-        raise AdapterMismatchError(f"no module of '{path.name}' matches this base model's attention layers: use an SDXL adapter")
+        raise AdapterMismatchError(f"no module of '{path.name}' matches this base model's transformer or text-encoder Linears: use an SDXL adapter")
     return LoraFileInfo(path, "kohya", max(ranks), known, dash_metadata(header))

@@ -75,6 +75,8 @@ def _check_fits(adapter: NativeAdapter, prefix: str, model: nn.Module) -> None:
                     f"module '{prefix}.{name}' does not fit: '{key}' is {tuple(tensors[key].shape)} in '{adapter.path}' "
                     f"but {expected[key]} in this model; {hint}"
                 )
+            if tensors[key].is_floating_point() != (key != "dash_indices"):
+                raise AdapterMismatchError(f"'{key}' of module '{prefix}.{name}' in '{adapter.path}' has dtype {tensors[key].dtype}: the file is damaged, export it again")
     for name in layers:
         if name not in adapter.modules[prefix]:
             raise AdapterMismatchError(f"module '{prefix}.{name}' of this model has no tensors in '{adapter.path}': inject with the adapter's target modules or use a matching file")
@@ -85,7 +87,8 @@ def load_dash_adapter(model: nn.Module, path: str | Path, prefix: str = "unet") 
     """Restore the LoRA-Dash layers of component ``prefix`` from a native file, exactly.
 
     A model without LoRA-Dash layers is injected first, with the file's config for exactly the file's
-    modules; a model that has them (e.g. when resuming) must match them one for one. Returns the module
+    modules; a model that has them (e.g. when resuming) must match them one for one. Floating tensors of
+    any precision (fp32, fp16, bf16 files) are cast to the layer's dtype. Returns the module
     names loaded. Raises :class:`AdapterMismatchError` naming the first module that does not fit.
     """
     adapter = read_native_adapter(path)
@@ -113,5 +116,6 @@ def load_dash_adapter(model: nn.Module, path: str | Path, prefix: str = "unet") 
     layers = dash_layers(model)
     for name, tensors in adapter.modules[prefix].items():
         for key, target in layer_tensors(layers[name]).items():
-            target.copy_(tensors[key])
+            # files saved with save_precision fp16/bf16 are widened to the layer's own dtype (float32)
+            target.copy_(tensors[key].to(device=target.device, dtype=target.dtype))
     return list(adapter.modules[prefix])

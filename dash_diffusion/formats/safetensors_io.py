@@ -16,11 +16,28 @@ from ..errors import DashError
 
 #: Header key under which every file this project writes keeps its LoRA-Dash metadata (JSON).
 DASH_METADATA_KEY = "lora_dash"
+#: Linux reports the process umask here (kernel 4.7+); elsewhere it is read with os.umask.
+PROC_STATUS = Path("/proc/self/status")
+
+
+def current_umask() -> int:
+    """The process umask, read from ``/proc/self/status`` where present, otherwise by setting and at
+    once restoring it (``os.umask`` has no read-only form)."""
+    try:
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
 
 
 def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write ``tensors`` to ``path`` through a temporary file in the same folder and ``os.replace``,
-    so a crash never leaves a half-written file under the final name."""
+    so a crash never leaves a half-written file under the final name. The file gets mode
+    ``0o666 & ~umask``, as a file made by ``open()`` would."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ready = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
@@ -28,6 +45,8 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, metadata: di
     os.close(fd)
     try:
         save_file(ready, tmp, metadata=metadata)
+        # mkstemp creates 0600 files: give the file the mode open() would, 0666 minus the umask
+        os.chmod(tmp, 0o666 & ~current_umask())
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
