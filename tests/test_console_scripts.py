@@ -46,8 +46,7 @@ def test_help_names_the_command_and_its_options(name, option):
     done = run_script(name, "--help")
     assert done.returncode == 0, done.stderr
     assert option in done.stdout
-    if name != "dash-diffusion-train":  # the trainer's prog is still fixed to train_dreambooth_dash.py
-        assert done.stdout.startswith(f"usage: {name} ")
+    assert done.stdout.startswith(f"usage: {name} ")
 
 
 @pytest.mark.parametrize("name", ["dash-diffusion-train", "dash-diffusion-eval"])

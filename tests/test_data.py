@@ -282,10 +282,10 @@ def test_class_images_and_pairs(tmp_path: Path) -> None:
     instance = _folder(tmp_path, "dog", [(40, 40), (48, 40)])
     classes = _folder(tmp_path, "class", [(40, 40), (40, 40), (40, 48)])
     dataset = DreamBoothDataset(instance, "a photo of sks dog", resolution=32, repeats=2, class_dir=classes)
-    assert dataset.class_prompt == "a photo of dog"
+    assert dataset.class_prompt == "a photo of a dog"  # the default class prompt reads like the instance one
     assert (dataset.instance_len, dataset.class_len, len(dataset)) == (4, 3, 7)
     assert [dataset[i]["is_class"] for i in range(7)] == [False] * 4 + [True] * 3
-    assert dataset[5]["prompt"] == "a photo of dog"
+    assert dataset[5]["prompt"] == "a photo of a dog"
     assert dataset.pairs() == [(0, 4), (1, 5), (2, 6), (3, 4)]
     with pytest.raises(IndexError):
         dataset[7]

@@ -11,6 +11,7 @@ from dash_helpers import unet_inputs, unet_output
 from safetensors.torch import load_file
 from train_helpers import assert_same_files, tiny_config
 
+import dash_diffusion.training.step as step_module
 import dash_diffusion.training.train as train_module
 from dash_diffusion import DashError, read_native_adapter
 from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline
@@ -124,7 +125,7 @@ def test_checkpoints_total_limit(tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_checkpoint(tmp_path, monkeypatch):
-    real_loss = train_module.diffusion_loss
+    real_loss = step_module.diffusion_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -132,7 +133,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_checkpoint(tmp_path, monk
         loss = real_loss(*args, **kwargs)
         return loss * float("nan") if calls["n"] >= 3 else loss
 
-    monkeypatch.setattr(train_module, "diffusion_loss", poisoned)
+    monkeypatch.setattr(step_module, "diffusion_loss", poisoned)
     with pytest.raises(DashError, match=r"loss became \[nan\] at optimizer step 3; the last checkpoint .*checkpoint-2 is intact"):
         train_module.train(tiny_config(tmp_path, checkpointing_steps=2))
     assert [p.name for p in checkpoint_dirs(tmp_path / "out")] == ["checkpoint-2"]

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 from train_helpers import tiny_config
 
+import dash_diffusion.training.setup as training_setup
 import dash_diffusion.training.train as train_module
 from dash_diffusion import DashError, dash_layers, load_dash_adapter, read_native_adapter
 from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline, resolve_model_path
@@ -36,7 +37,7 @@ def test_train_text_encoder_exports_both_encoders_exactly(tmp_path):
 def test_bf16_mixed_precision_keeps_adapters_fp32_and_vae_fp32(tmp_path):
     config = tiny_config(tmp_path, mixed_precision="bf16")
     components = load_components(config.pretrained_model_name_or_path)
-    models = train_module.prepare_models(config, components, torch.device("cpu"), torch.bfloat16)
+    models = training_setup.prepare_models(config, components, torch.device("cpu"), torch.bfloat16)
     layer = next(iter(dash_layers(models["unet"]).values()))
     assert layer.base_layer.weight.dtype == torch.bfloat16 and layer.lora_A.weight.dtype == torch.float32
     assert components.vae.dtype == torch.float32, "the SDXL VAE (force_upcast) must stay in float32"
@@ -50,7 +51,7 @@ def test_fp16_safe_vae_is_used_in_half_precision(tmp_path):
     vae.save_pretrained(tmp_path / "vae_fp16_fix")
     config = tiny_config(tmp_path, mixed_precision="bf16", pretrained_vae_model_name_or_path=str(tmp_path / "vae_fp16_fix"))
     components = load_components(config.pretrained_model_name_or_path, config.pretrained_vae_model_name_or_path)
-    train_module.prepare_models(config, components, torch.device("cpu"), torch.bfloat16)
+    training_setup.prepare_models(config, components, torch.device("cpu"), torch.bfloat16)
     assert components.vae.dtype == torch.bfloat16
 
 
@@ -84,7 +85,7 @@ def test_prior_preservation_generates_class_images_once(tmp_path, monkeypatch):
     def no_generation(*args, **kwargs):
         raise AssertionError("class images should be reused")
 
-    monkeypatch.setattr(train_module, "generate_class_images", no_generation)
+    monkeypatch.setattr(training_setup, "generate_class_images", no_generation)
     out = train_module.train(tiny_config(tmp_path, output_dir=str(tmp_path / "again"), **options))
     assert (out / "pytorch_lora_weights.safetensors").is_file()
 
@@ -139,7 +140,7 @@ def test_missing_optional_optimizers_give_clear_errors(tmp_path, monkeypatch):
 
 def test_scale_lr_and_schedules(tmp_path):
     config = tiny_config(tmp_path, scale_lr=True, learning_rate=1e-4, train_batch_size=2, gradient_accumulation_steps=3)
-    assert train_module.effective_learning_rate(config, processes=2) == pytest.approx(1.2e-3)
+    assert training_setup.effective_learning_rate(config, processes=2) == pytest.approx(1.2e-3)
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     scheduler = make_lr_scheduler(tiny_config(tmp_path, lr_scheduler="linear", lr_warmup_steps=2), optimizer, total_steps=10)
     rates = []

@@ -63,6 +63,11 @@ def default_instance_prompt(folder: str | os.PathLike[str]) -> str:
     return f"a photo of sks {default_class_name(folder)}"
 
 
+def default_class_prompt(folder: str | os.PathLike[str]) -> str:
+    """The class prompt used when none is given: ``"a photo of a <class>"`` with the folder's class."""
+    return f"a photo of a {default_class_name(folder)}"
+
+
 def read_caption(image_path: str | os.PathLike[str]) -> str | None:
     """Return the caption in ``<stem>.txt`` beside ``image_path``, or ``None`` if there is none.
 
@@ -141,6 +146,7 @@ class DreamBoothDataset(torch.utils.data.Dataset):
         seed: int = 0,
         class_dir: str | os.PathLike[str] | None = None,
         class_prompt: str | None = None,
+        num_class_images: int | None = None,
     ) -> None:
         if resolution < 1:
             raise DataError(f"resolution must be a positive pixel count, got {resolution}: use e.g. 1024")
@@ -168,10 +174,10 @@ class DreamBoothDataset(torch.utils.data.Dataset):
         class_examples: list[Example] = []
         if self.class_dir is not None:
             if class_prompt is None or not class_prompt.strip():
-                class_prompt = f"a photo of {default_class_name(self.instance_dir)}"
+                class_prompt = default_class_prompt(self.instance_dir)
                 logger.info("no class prompt given; using '%s' (from the instance folder name)", class_prompt)
             self.class_prompt = class_prompt
-            class_examples = self._load_folder(self.class_dir, class_prompt, is_class=True)
+            class_examples = self._load_folder(self.class_dir, class_prompt, is_class=True, limit=num_class_images)
 
         self.examples: list[Example] = instance_examples + class_examples
         self.num_instance_images: int = len(instance_examples)
@@ -184,7 +190,8 @@ class DreamBoothDataset(torch.utils.data.Dataset):
 
     # -- loading -------------------------------------------------------------------------------
 
-    def _load_folder(self, folder: Path, prompt: str, is_class: bool) -> list[Example]:
+    def _load_folder(self, folder: Path, prompt: str, is_class: bool, limit: int | None = None) -> list[Example]:
+        """The usable images of ``folder`` in name order, at most ``limit`` of them."""
         images, others = split_image_files(folder)
         if others:
             logger.warning(
@@ -195,6 +202,8 @@ class DreamBoothDataset(torch.utils.data.Dataset):
         skipped: list[Path] = list(others)
         kind = "class" if is_class else "instance"
         for path in images:
+            if limit is not None and len(examples) >= limit:
+                break
             image = load_rgb(path)
             if image is None:
                 skipped.append(path)

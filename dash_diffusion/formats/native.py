@@ -8,6 +8,7 @@ which directions were selected, and one config per component).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ class NativeAdapter:
     def config(self, prefix: str) -> DashConfig:
         """The :class:`DashConfig` recorded for component ``prefix``."""
         recorded = dict(self.metadata.get("components", {}).get(prefix) or {})
-        known = {k: recorded[k] for k in ("rank", "alpha", "dropout", "num_directions", "warmup_steps", "target_modules") if k in recorded}
+        known = {f.name: recorded[f.name] for f in dataclasses.fields(DashConfig) if f.name in recorded}
         return DashConfig(**known)
 
 
@@ -106,7 +107,7 @@ def load_dash_adapter(model: nn.Module, path: str | Path, prefix: str = "unet") 
         if missing is not None:
             base_model = adapter.metadata.get("base_model") or "unknown"
             raise AdapterMismatchError(f"module '{prefix}.{missing}' of '{adapter.path}' does not exist in this model: the adapter was trained on base model '{base_model}'")
-        exact = DashConfig(config.rank, config.alpha, config.dropout, config.num_directions, config.warmup_steps, names)
+        exact = dataclasses.replace(config, target_modules=names)
         try:
             inject_dash(model, exact)
         except (TypeError, RuntimeError) as error:

@@ -224,8 +224,12 @@ def build_tiny_sdxl_pipeline(seed: int = 0) -> StableDiffusionXLPipeline:
     )
 
 
+#: Sub-folders of a saved pipeline that must hold weights.
+WEIGHT_FOLDERS = ("unet", "vae", "text_encoder", "text_encoder_2")
+
+
 def _is_complete(folder: Path) -> bool:
-    return (folder / "model_index.json").is_file()
+    return (folder / "model_index.json").is_file() and all(any((folder / sub).glob("*.safetensors")) for sub in WEIGHT_FOLDERS)
 
 
 def _materialise(target: Path, seed: int, reuse_existing: bool) -> Path:
@@ -238,6 +242,9 @@ def _materialise(target: Path, seed: int, reuse_existing: bool) -> Path:
         pipeline.save_pretrained(staging, safe_serialization=True)
         for sub in ("tokenizer", "tokenizer_2"):
             write_tokenizer_files(staging / sub)
+        if not _is_complete(staging):
+            # transformers writes weights on rank 0 only once torch.distributed is initialised
+            raise DashError(f"could not write the tiny model's weights into {target.parent}: resolve builtin models before starting a multi-process group")
         try:
             os.rename(staging, target)  # atomic; replaces ``target`` only if it is an empty folder
         except OSError as error:
@@ -295,7 +302,6 @@ def resolve_model_path(name_or_path: str, cache_dir: str | Path | None = None) -
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point: write a tiny SDXL pipeline and print its folder."""
     parser = argparse.ArgumentParser(
-        prog="python -m dash_diffusion.models.tiny",
         description="Write the built-in tiny SDXL pipeline (random weights, built offline) to a folder.",
     )
     parser.add_argument("--out", required=True, help="folder to create (must not exist or be empty)")

@@ -33,7 +33,6 @@ def _converter(annotation: str) -> Callable[[str], object]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="train_dreambooth_dash.py",
         description="DreamBooth fine-tuning of SDXL with LoRA-Dash (plain LoRA for t steps, then s task-specific directions per layer).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -8,10 +8,19 @@ a resumed run continues with the very batches an uninterrupted run would have us
 With frozen text encoders the VAE latent distributions (of the unflipped and, with ``random_flip``,
 the flipped image) and the prompt embeddings are computed once and cached; latents are sampled from the
 cached distribution at each step, as the uncached path does.
+
+With prior preservation an epoch has ``max(instance batches, class batches)`` micro-batch pairs (the
+shorter list cycles, as diffusers pairs them), so every class image is seen once per epoch even when
+there are more class images than instance images.
+
+Trained text encoders are called through ``text_encoders`` (the data-parallel wrappers when several
+processes train): calling the unwrapped modules would bypass DDP and leave each process with its own
+text-encoder adapters.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +29,7 @@ import torch
 
 from ..data.buckets import BucketBatchSampler
 from ..data.dreambooth import DreamBoothDataset, flip_example
-from .sdxl import encode_prompts, time_ids, tokenize
+from .sdxl import encode_prompts, scale_latents, time_ids, tokenize, vae_encode
 
 
 @dataclass
@@ -45,9 +54,10 @@ def deal(batches: list[list[int]], processes: int, per_process_multiple: int, ra
 class TrainingFeed:
     """Per-epoch micro-batches of instance (and class) examples and their encoded inputs."""
 
-    def __init__(self, dataset: DreamBoothDataset, components: Any, batch_size: int, accumulation: int, processes: int, rank: int, seed: int, device: torch.device, cache: bool, train_text_encoder: bool):
+    def __init__(self, dataset: DreamBoothDataset, components: Any, batch_size: int, accumulation: int, processes: int, rank: int, seed: int, device: torch.device, cache: bool, train_text_encoder: bool, text_encoders: tuple[Any, Any] | None = None):
         self.dataset = dataset
         self.components = components
+        self.text_encoders = text_encoders or (components.text_encoder, components.text_encoder_2)
         self.accumulation = accumulation
         self.processes = processes
         self.rank = rank
@@ -63,25 +73,33 @@ class TrainingFeed:
         self.cache = cache and not train_text_encoder
         self._latent_cache: dict[tuple[int, bool], torch.Tensor] = {}
         self._prompt_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._epoch_batches: tuple[int, list] = (-1, [])
 
     # ------------------------------------------------------------------ order
-    @property
+    @functools.cached_property
     def steps_per_epoch(self) -> int:
-        """Optimizer steps in one epoch."""
+        """Optimizer steps in one epoch (the same for every epoch: only the order changes)."""
         return len(self.micro_batches(0)) // self.accumulation
 
     def micro_batches(self, epoch: int) -> list[tuple[list[int], list[int] | None]]:
         """This process's ``(instance indices, class indices or None)`` micro-batches of ``epoch``."""
-        instance = deal(self.instance_sampler.batches(epoch), self.processes, self.accumulation, self.rank)
+        instance = self.instance_sampler.batches(epoch)
         if self.class_sampler is None:
-            return [(batch, None) for batch in instance]
+            return [(batch, None) for batch in deal(instance, self.processes, self.accumulation, self.rank)]
         offset = self.dataset.instance_len
-        class_batches = self.class_sampler.batches(epoch)
-        paired = []
-        for k, batch in enumerate(instance):
-            chosen = class_batches[(k * self.processes + self.rank) % len(class_batches)]
-            paired.append((batch, [offset + i for i in chosen]))
-        return paired
+        classes = [[offset + i for i in batch] for batch in self.class_sampler.batches(epoch)]
+        count = max(len(instance), len(classes))
+        pairs = [(instance[k % len(instance)], classes[k % len(classes)]) for k in range(count)]
+        return deal(pairs, self.processes, self.accumulation, self.rank)
+
+    def step_batches(self, completed_steps: int) -> tuple[int, list[tuple[list[int], list[int] | None]]]:
+        """``(epoch, micro-batches)`` of the optimizer step after ``completed_steps`` steps (the epoch's
+        order is computed once and kept while its steps run)."""
+        epoch, step_in_epoch = divmod(completed_steps, self.steps_per_epoch)
+        if self._epoch_batches[0] != epoch:
+            self._epoch_batches = (epoch, self.micro_batches(epoch))
+        start = step_in_epoch * self.accumulation
+        return epoch, self._epoch_batches[1][start : start + self.accumulation]
 
     # ------------------------------------------------------------------ encoding
     def _example(self, index: int, flip: bool) -> tuple[torch.Tensor, str, torch.Tensor]:
@@ -93,21 +111,17 @@ class TrainingFeed:
         ids = time_ids(torch.tensor([item["original_size"]]), torch.tensor([crop]), torch.tensor([item["target_size"]]))[0]
         return pixels, item["prompt"], ids
 
-    @torch.no_grad()
     def _encode_pixels(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """VAE latent distribution ``(mean, std)`` of a (B, 3, H, W) batch."""
-        vae = self.components.vae
-        dist = vae.encode(pixels.to(self.device, dtype=vae.dtype)).latent_dist
-        return dist.mean.float(), dist.std.float()
+        """VAE latent distribution ``(mean, std)`` of a (B, 3, H, W) batch (VAE dtype, autocast off)."""
+        return vae_encode(self.components.vae, pixels.to(self.device))
 
     def _sample_latents(self, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-        latents = mean + std * torch.randn_like(mean)
-        return latents * self.components.vae.config.scaling_factor
+        return scale_latents(self.components.vae, mean + std * torch.randn_like(mean))
 
     def _encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.components
         ids = [tokenize(c.tokenizer, prompts), tokenize(c.tokenizer_2, prompts)]
-        return encode_prompts([c.text_encoder, c.text_encoder_2], ids)
+        return encode_prompts(list(self.text_encoders), ids, self.device)
 
     def _cached_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         for prompt in prompts:

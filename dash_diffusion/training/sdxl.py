@@ -5,6 +5,11 @@ concatenated (77 x (768 + 1280) on SDXL), the pooled projection of the second en
 ``text_embeds`` and the micro-conditioning ``time_ids`` are
 ``(original_h, original_w, crop_top, crop_left, target_h, target_w)``.
 
+Latents: ``z = (E(x) - mean) * scaling_factor / std`` where the VAE config declares ``latents_mean`` and
+``latents_std`` (as diffusers' pipelines do), else ``z = E(x) * scaling_factor``; decoding inverts it.
+The VAE always runs in its own dtype with autocast switched off: a float32 VAE under fp16/bf16 autocast
+would run its convolutions in half precision, the NaN / black-image path that keeping it float32 avoids.
+
 Loss: ``|| eps_theta(x_t, t, c) - target ||^2`` with target the noise (epsilon prediction) or
 ``v = alpha_t eps - sigma_t x_0`` (v prediction), optionally Min-SNR weighted
 (Hang et al. 2023): ``w_t = min(SNR_t, gamma) / SNR_t`` (epsilon) or ``/ (SNR_t + 1)`` (v).
@@ -77,17 +82,64 @@ def load_components(name_or_path: str, vae_name_or_path: str | None = None, revi
     )
 
 
+def _latent_statistics(vae: Any, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The VAE config's per-channel ``(latents_mean, latents_std)`` shaped (1, C, 1, 1), or None when absent."""
+    mean, std = vae.config.get("latents_mean"), vae.config.get("latents_std")
+    if mean is None or std is None:
+        return None
+    shape = (1, len(mean), 1, 1)
+    return torch.tensor(mean).view(shape).to(like), torch.tensor(std).view(shape).to(like)
+
+
+def scale_latents(vae: Any, latents: torch.Tensor) -> torch.Tensor:
+    """Raw VAE latents -> the UNet's latent space (see the module docstring)."""
+    statistics = _latent_statistics(vae, latents)
+    if statistics is None:
+        return latents * vae.config.scaling_factor
+    mean, std = statistics
+    return (latents - mean) * vae.config.scaling_factor / std
+
+
+def unscale_latents(vae: Any, latents: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`scale_latents`: the UNet's latents -> what the VAE decoder takes."""
+    statistics = _latent_statistics(vae, latents)
+    if statistics is None:
+        return latents / vae.config.scaling_factor
+    mean, std = statistics
+    return latents * std / vae.config.scaling_factor + mean
+
+
+@torch.no_grad()
+def vae_encode(vae: Any, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latent distribution ``(mean, std)`` (float32) of a (B, 3, H, W) batch in [-1, 1], computed in the
+    VAE's own dtype with autocast off."""
+    with torch.autocast(pixels.device.type, enabled=False):
+        dist = vae.encode(pixels.to(vae.device, dtype=vae.dtype)).latent_dist
+    return dist.mean.float(), dist.std.float()
+
+
+@torch.no_grad()
+def vae_decode(vae: Any, latents: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) images in [-1, 1] (float32) from the UNet's latents, in the VAE's dtype with autocast off."""
+    with torch.autocast(latents.device.type, enabled=False):
+        raw = unscale_latents(vae, latents.to(vae.device, dtype=torch.float32)).to(vae.dtype)
+        return vae.decode(raw, return_dict=False)[0].float()
+
+
 def tokenize(tokenizer: Any, prompts: list[str]) -> torch.Tensor:
     """(B, 77) token ids, padded and truncated to the tokenizer's maximum length."""
     return tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
 
 
-def encode_prompts(text_encoders: list[Any], token_ids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(prompt_embeds (B, 77, d1 + d2), pooled (B, d2))`` as the SDXL pipeline computes them."""
+def encode_prompts(text_encoders: list[Any], token_ids: list[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(prompt_embeds (B, 77, d1 + d2), pooled (B, d2))`` as the SDXL pipeline computes them.
+
+    ``text_encoders`` may be wrapped for data-parallel training (DDP has no ``.device``): the token ids
+    go to ``device``, and calling the wrapper is what makes DDP average the adapters' gradients."""
     hidden = []
     pooled = None
     for encoder, ids in zip(text_encoders, token_ids):
-        output = encoder(ids.to(encoder.device), output_hidden_states=True)
+        output = encoder(ids.to(device), output_hidden_states=True)
         pooled = output[0]  # the last encoder's projection (CLIPTextModelWithProjection.text_embeds)
         hidden.append(output.hidden_states[-2])
     return torch.cat(hidden, dim=-1), pooled

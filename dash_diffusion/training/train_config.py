@@ -11,11 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DashError
+from ..formats.sgm_names import KOHYA_UNET_TARGETS, check_kohya_targets
 from ..lora_dash.config import UNET_TARGET_MODULES, DashConfig
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
 OPTIMIZERS = ("adamw", "adamw8bit", "prodigy")
+TRACKERS = ("none", "tensorboard", "wandb")
+SAVE_PRECISIONS = ("fp32", "fp16", "bf16")
+INIT_LORA_WEIGHTS = ("gaussian", "kaiming")
 
 
 def opt(default: Any, help: str, group: str, **extra: Any) -> Any:
@@ -45,16 +49,17 @@ class TrainConfig:
     # prior preservation
     with_prior_preservation: bool = opt(False, "Add a prior-preservation loss on class images.", "prior")
     class_dir: str | None = opt(None, "Folder of class images (alias --class_data_dir); missing ones are generated.", "prior", aliases=("--class_data_dir",))
-    class_prompt: str | None = opt(None, "Prompt of the class images, e.g. 'a photo of a dog'.", "prior")
-    num_class_images: int = opt(100, "Class images wanted; the missing ones are generated with the base model.", "prior")
+    class_prompt: str | None = opt(None, "Prompt of the class images; default 'a photo of a <class>' from the instance folder name.", "prior")
+    num_class_images: int = opt(100, "Class images used (the first ones by name); missing ones are generated with the base model.", "prior")
     prior_loss_weight: float = opt(1.0, "Weight of the prior-preservation loss.", "prior")
     sample_batch_size: int = opt(4, "Batch size when generating class images.", "prior")
     # adapter
     rank: int = opt(4, "LoRA rank r.", "adapter")
     lora_alpha: float | None = opt(None, "LoRA alpha (default: rank).", "adapter")
     lora_dropout: float = opt(0.0, "Dropout on the adapter input.", "adapter")
-    target_modules: str = opt(",".join(UNET_TARGET_MODULES), "Comma-separated UNet module suffixes to adapt.", "adapter")
-    dash_warmup_steps: int = opt(100, "t: optimizer steps of plain LoRA before the directions are selected.", "adapter")
+    init_lora_weights: str = opt("gaussian", "Init of lora_A: gaussian (std 1/r, diffusers' SDXL script and the paper) or kaiming (PEFT's default).", "adapter")
+    target_modules: str = opt(",".join(UNET_TARGET_MODULES), f"Comma-separated UNet module suffixes to adapt, among {','.join(KOHYA_UNET_TARGETS)} (every Linear of the transformer blocks that sd-scripts adapts).", "adapter")
+    dash_warmup_steps: int = opt(100, "t: optimizer steps of plain LoRA before the directions are selected (the paper's SDXL run: 25 with accumulation 4).", "adapter")
     dash_directions: int = opt(8, "s: task-specific directions per layer.", "adapter")
     no_dash: bool = opt(False, "Train a plain LoRA through the identical loop (the baseline).", "adapter")
     train_text_encoder: bool = opt(False, "Also put LoRA-Dash on both CLIP text encoders.", "adapter")
@@ -62,7 +67,7 @@ class TrainConfig:
     optimizer: str = opt("adamw", f"One of {', '.join(OPTIMIZERS)}.", "optim")
     use_8bit_adam: bool = opt(False, "Shortcut for --optimizer adamw8bit (needs bitsandbytes).", "optim")
     learning_rate: float = opt(1e-4, "Learning rate (use 1.0 with prodigy).", "optim")
-    text_encoder_lr: float | None = opt(None, "Learning rate of the text-encoder adapters (default: learning_rate).", "optim")
+    text_encoder_lr: float = opt(5e-6, "Learning rate of the text-encoder adapters (diffusers' default; prodigy uses --learning_rate).", "optim")
     scale_lr: bool = opt(False, "Multiply the LR by batch size x accumulation x processes.", "optim")
     lr_scheduler: str = opt("constant", f"One of {', '.join(LR_SCHEDULERS)}.", "optim")
     lr_warmup_steps: int = opt(0, "LR warm-up steps.", "optim")
@@ -89,8 +94,9 @@ class TrainConfig:
     num_validation_images: int = opt(2, "Validation images per run.", "validation")
     validation_steps: int = opt(100, "Run validation every N optimizer steps (and at the end).", "validation")
     validation_inference_steps: int = opt(25, "Denoising steps of validation images.", "validation")
-    report_to: str = opt("none", "none or tensorboard.", "validation")
+    report_to: str = opt("none", "none, tensorboard or wandb (the package must be installed).", "validation")
     output_dir: str = opt("outputs/dash-model", "Where adapters, checkpoints, logs and validation images go.", "output")
+    save_precision: str = opt("fp32", "Precision of the exported files: fp32 (exact), fp16 or bf16.", "output")
     checkpointing_steps: int = opt(500, "Save a resumable checkpoint every N optimizer steps.", "output")
     checkpoints_total_limit: int | None = opt(None, "Keep at most this many checkpoints.", "output")
     resume_from_checkpoint: str | None = opt(None, "'latest' or a checkpoint folder.", "output")
@@ -114,13 +120,14 @@ class TrainConfig:
             raise DashError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got '{self.optimizer}'")
         if self.lr_scheduler not in LR_SCHEDULERS:
             raise DashError(f"--lr_scheduler must be one of {', '.join(LR_SCHEDULERS)}, got '{self.lr_scheduler}'")
-        if self.report_to not in ("none", "tensorboard"):
-            raise DashError(f"--report_to must be none or tensorboard, got '{self.report_to}'")
-        if self.with_prior_preservation and not (self.class_dir and self.class_prompt):
-            raise DashError("--with_prior_preservation needs --class_dir FOLDER and --class_prompt 'a photo of a <class>'")
+        for name, allowed in (("report_to", TRACKERS), ("save_precision", SAVE_PRECISIONS), ("init_lora_weights", INIT_LORA_WEIGHTS)):
+            if getattr(self, name) not in allowed:
+                raise DashError(f"--{name} must be one of {', '.join(allowed)}, got '{getattr(self, name)}'")
+        if self.with_prior_preservation and not self.class_dir:
+            raise DashError("--with_prior_preservation needs --class_dir FOLDER (missing class images are generated there)")
         if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
             raise DashError("--checkpoints_total_limit must be at least 1")
-        self.dash_config()  # validates rank, alpha, dropout, s, t, target modules
+        check_kohya_targets("unet", self.dash_config().target_modules)  # also validates rank, alpha, dropout, s, t
 
     def dash_config(self) -> DashConfig:
         """The UNet adapter's config (``--no_dash`` means s = 0)."""
@@ -131,6 +138,7 @@ class TrainConfig:
             num_directions=0 if self.no_dash else self.dash_directions,
             warmup_steps=self.dash_warmup_steps,
             target_modules=self.target_modules,
+            init_lora_weights=self.init_lora_weights,
         )
 
     @property
