@@ -1,0 +1,95 @@
+"""``builtin:mini-sdxl``: the SDXL architecture at a size this project can pretrain on a CPU.
+
+Every part of SDXL is there: a UNet2DConditionModel with ``text_time`` conditioning (pooled text
+embedding + the six size/crop numbers) and cross-attention on the concatenated penultimate states of
+two CLIP text encoders (``CLIPTextModel`` and ``CLIPTextModelWithProjection``), an AutoencoderKL with
+SDXL's 8x downsampling (128 px images, 16 x 16 x 4 latents), and CLIP tokenizers whose vocabulary
+makes every word of the procedural world one token. Only the widths and depths are small.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import TYPE_CHECKING
+
+from ..tiny import MAX_LENGTH, SCHEDULER_CONFIG
+from .tokenizer import write_word_tokenizer
+
+if TYPE_CHECKING:
+    from diffusers import StableDiffusionXLPipeline
+
+RESOLUTION = 128
+TEXT_HIDDEN = 64
+
+TEXT_ENCODER_SETTINGS: dict[str, object] = {
+    "hidden_size": TEXT_HIDDEN,
+    "intermediate_size": 4 * TEXT_HIDDEN,
+    "projection_dim": TEXT_HIDDEN,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "max_position_embeddings": MAX_LENGTH,
+    "hidden_act": "quick_gelu",
+    "layer_norm_eps": 1e-5,
+}
+
+UNET_CONFIG: dict[str, object] = {
+    "sample_size": RESOLUTION // 8,
+    "in_channels": 4,
+    "out_channels": 4,
+    "block_out_channels": (64, 128, 160),
+    "layers_per_block": 1,
+    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    "attention_head_dim": (1, 2, 2),  # diffusers' name for the number of heads (64-80 channels each)
+    "use_linear_projection": True,
+    "transformer_layers_per_block": (1, 1, 1),
+    "cross_attention_dim": 2 * TEXT_HIDDEN,
+    "addition_embed_type": "text_time",
+    "addition_time_embed_dim": 16,
+    "projection_class_embeddings_input_dim": 6 * 16 + TEXT_HIDDEN,
+    "norm_num_groups": 32,
+}
+
+VAE_CONFIG: dict[str, object] = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4,
+    "block_out_channels": (32, 64, 64, 64),
+    "layers_per_block": 1,
+    "latent_channels": 4,
+    "norm_num_groups": 32,
+    "sample_size": RESOLUTION,
+    "scaling_factor": 1.0,  # set from the trained VAE's latent spread by the pretraining script
+    "force_upcast": True,
+}
+
+
+def build_tokenizer(words: list[str]):
+    """A CLIPTokenizer whose vocabulary makes each of ``words`` one token."""
+    from transformers import CLIPTokenizer
+
+    with tempfile.TemporaryDirectory(prefix="dash-mini-tokenizer-") as folder:
+        write_word_tokenizer(folder, words)
+        return CLIPTokenizer.from_pretrained(folder, model_max_length=MAX_LENGTH)
+
+
+def build_mini_sdxl_pipeline(words: list[str], seed: int = 0) -> StableDiffusionXLPipeline:
+    """The untrained mini SDXL (float32, CPU); the same words and seed give bit-identical weights.
+    The caller's global random state is left untouched."""
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer, tokenizer_2 = build_tokenizer(words), build_tokenizer(words)
+    text_config = CLIPTextConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **TEXT_ENCODER_SETTINGS)
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(int(seed))
+        unet = UNet2DConditionModel(**UNET_CONFIG)
+        vae = AutoencoderKL(**VAE_CONFIG)
+        text_encoder = CLIPTextModel(text_config)
+        text_encoder_2 = CLIPTextModelWithProjection(text_config)
+    return StableDiffusionXLPipeline(
+        vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer, tokenizer_2=tokenizer_2,
+        unet=unet, scheduler=EulerDiscreteScheduler(**SCHEDULER_CONFIG), force_zeros_for_empty_prompt=True, add_watermarker=False,
+    )

@@ -1,0 +1,251 @@
+"""Pretrain ``builtin:mini-sdxl`` on the procedural world, in three resumable stages.
+
+    python -m dash_diffusion.models.mini.pretrain --work_dir outputs/mini-pretrain --out outputs/mini-sdxl
+
+1. **vae**: the AutoencoderKL learns to reconstruct rendered scenes,
+   ``L = |x - D(z)|_1 + |x - D(z)|^2 + beta KL(q(z|x) || N(0, I))`` with ``z ~ q(z|x)``, on random
+   64 px crops of 128 px renders (a convolutional VAE is translation invariant; crops cost a quarter).
+   Its ``scaling_factor`` is then set to ``1 / std(z)`` over fresh renders, as SDXL's was chosen.
+2. **latents**: ``--images`` training scenes (split "train": no held-out combination, never the demo
+   subject) are rendered once and encoded to their latent distributions, with their captions.
+3. **unet**: the UNet and both text encoders learn the epsilon-prediction loss
+   ``|eps - eps_theta(sqrt(a_t) z + sqrt(1 - a_t) eps, t, c)|^2`` on the cached latents; 10% of the
+   captions are replaced by all-zero embeddings, which is what the SDXL pipeline feeds the unconditional
+   branch of classifier-free guidance (``force_zeros_for_empty_prompt``). An exponential moving average
+   of the UNet weights is what gets exported.
+
+Every stage saves its state atomically every ``--checkpoint_every`` steps and resumes from it when run
+again with the same ``--work_dir``; the same seed gives the same model. ``pretraining.json`` records the
+steps, the time of each stage and the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..world import caption, render, sample_scene, vocabulary
+from .architecture import RESOLUTION, build_mini_sdxl_pipeline
+from .stage_state import load_stage, save_stage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainConfig:
+    """Sizes and schedule of a pretraining run (defaults: about 90 minutes on a 2-core CPU)."""
+
+    work_dir: str = "outputs/mini-pretrain"
+    out: str = "outputs/mini-sdxl"
+    seed: int = 0
+    vae_steps: int = 1500
+    vae_batch: int = 16
+    vae_lr: float = 2e-4
+    vae_kl_weight: float = 1e-6
+    images: int = 20000
+    unet_steps: int = 6000
+    unet_batch: int = 32
+    unet_lr: float = 3e-4
+    warmup_steps: int = 200
+    ema_decay: float = 0.999
+    uncond_probability: float = 0.1
+    checkpoint_every: int = 100
+
+
+def to_tensor(images: list) -> torch.Tensor:
+    """PIL RGB images -> (B, 3, H, W) float32 in [-1, 1]."""
+    array = np.stack([np.asarray(image, dtype=np.uint8) for image in images])
+    return torch.from_numpy(array).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def random_crops(pixels: torch.Tensor, size: int, rng: np.random.Generator) -> torch.Tensor:
+    """One ``size x size`` window per image, at a position drawn from ``rng``."""
+    limit = pixels.shape[-1] - size + 1
+    corners = rng.integers(0, limit, size=(pixels.shape[0], 2))
+    return torch.stack([image[:, y : y + size, x : x + size] for image, (y, x) in zip(pixels, corners)])
+
+
+def train_vae(vae, config: PretrainConfig, work: Path) -> int:
+    """Stage 1; returns the number of steps done (all of them once complete)."""
+    rng = np.random.default_rng([config.seed, 1])
+    torch.manual_seed(config.seed + 1)  # each stage seeds itself: a resumed run draws what a fresh one would
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
+    step, _ = load_stage(work / "vae.pt", {"vae": vae}, optimizer, rng)
+    vae.train()
+    while step < config.vae_steps:
+        scenes = [sample_scene(rng, "train") for _ in range(config.vae_batch)]
+        pixels = random_crops(to_tensor([render(scene, RESOLUTION) for scene in scenes]), RESOLUTION // 2, rng)
+        posterior = vae.encode(pixels).latent_dist
+        reconstruction = vae.decode(posterior.sample()).sample
+        loss = F.l1_loss(reconstruction, pixels) + F.mse_loss(reconstruction, pixels) + config.vae_kl_weight * posterior.kl().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        if step % config.checkpoint_every == 0 or step == config.vae_steps:
+            save_stage(work / "vae.pt", step, {"vae": vae}, optimizer, rng)
+            logger.info("vae step %d/%d loss %.4f", step, config.vae_steps, loss.item())
+    return step
+
+
+@torch.no_grad()
+def set_scaling_factor(vae, config: PretrainConfig) -> float:
+    """``1 / std`` of latent samples of 64 fresh renders, written into the VAE's config."""
+    rng = np.random.default_rng([config.seed, 2])
+    vae.eval()
+    pixels = to_tensor([render(sample_scene(rng, "train"), RESOLUTION) for _ in range(64)])
+    factor = float(1.0 / vae.encode(pixels).latent_dist.sample().std())
+    vae.register_to_config(scaling_factor=factor)
+    return factor
+
+
+@torch.no_grad()
+def encode_dataset(vae, config: PretrainConfig, work: Path, chunk: int = 1000) -> dict[str, torch.Tensor | list[str]]:
+    """Stage 2: latent means, stds (float16) and captions of ``config.images`` scenes, cached in chunks."""
+    vae.eval()
+    folder = work / "latents"
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for start in range(0, config.images, chunk):
+        path = folder / f"chunk-{start:07d}.pt"
+        if not path.is_file():
+            rng = np.random.default_rng([config.seed, 3, start])
+            scenes = [sample_scene(rng, "train") for _ in range(min(chunk, config.images - start))]
+            means, stds = [], []
+            for batch in range(0, len(scenes), 50):
+                distribution = vae.encode(to_tensor([render(s, RESOLUTION) for s in scenes[batch : batch + 50]])).latent_dist
+                means.append(distribution.mean.half())
+                stds.append(distribution.std.half())
+            part = {"mean": torch.cat(means), "std": torch.cat(stds), "captions": [caption(s) for s in scenes]}
+            temporary = path.with_suffix(".tmp")
+            torch.save(part, temporary)
+            os.replace(temporary, path)
+            logger.info("encoded %d/%d scenes", start + len(scenes), config.images)
+        parts.append(torch.load(path, weights_only=False))
+    return {"mean": torch.cat([p["mean"] for p in parts]), "std": torch.cat([p["std"] for p in parts]), "captions": [c for p in parts for c in p["captions"]]}
+
+
+def encode_text(pipeline, token_ids: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """SDXL conditioning: concatenated penultimate states of both encoders and the second's pooled projection."""
+    first = pipeline.text_encoder(token_ids[0], output_hidden_states=True)
+    second = pipeline.text_encoder_2(token_ids[1], output_hidden_states=True)
+    return torch.cat([first.hidden_states[-2], second.hidden_states[-2]], dim=-1), second.text_embeds
+
+
+def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Path) -> int:
+    """Stage 3: UNet + text encoders on the cached latents; returns the steps done."""
+    from diffusers import DDPMScheduler
+
+    rng = np.random.default_rng([config.seed, 4])
+    torch.manual_seed(config.seed + 4)
+    scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
+    models = {"unet": pipeline.unet, "text_encoder": pipeline.text_encoder, "text_encoder_2": pipeline.text_encoder_2}
+    params = [p for model in models.values() for p in model.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=config.unet_lr, weight_decay=1e-2)
+    step, _ = load_stage(work / "unet.pt", {**models, "ema_unet": ema_unet}, optimizer, rng)
+    captions = sorted(set(data["captions"]))
+    ids = {c: i for i, c in enumerate(captions)}
+    tokens = [pipeline.tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids]
+    tokens.append(pipeline.tokenizer_2(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids)
+    caption_index = torch.tensor([ids[c] for c in data["captions"]])
+    time_ids = torch.tensor([[RESOLUTION, RESOLUTION, 0, 0, RESOLUTION, RESOLUTION]], dtype=torch.float32)
+    factor = pipeline.vae.config.scaling_factor
+    for model in models.values():
+        model.train()
+    while step < config.unet_steps:
+        batch = torch.from_numpy(rng.integers(0, len(caption_index), size=config.unet_batch))
+        latents = (data["mean"][batch].float() + data["std"][batch].float() * torch.randn(config.unet_batch, *data["mean"].shape[1:])) * factor
+        chosen = caption_index[batch]
+        embeds, pooled = encode_text(pipeline, (tokens[0][chosen], tokens[1][chosen]))
+        keep = torch.from_numpy(rng.random(config.unet_batch) >= config.uncond_probability).float()
+        embeds, pooled = embeds * keep[:, None, None], pooled * keep[:, None]
+        noise = torch.randn_like(latents)
+        timesteps = torch.from_numpy(rng.integers(0, scheduler.config.num_train_timesteps, size=config.unet_batch))
+        prediction = pipeline.unet(scheduler.add_noise(latents, noise, timesteps), timesteps, encoder_hidden_states=embeds, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids.expand(config.unet_batch, -1)}).sample
+        loss = F.mse_loss(prediction, noise)
+        for group in optimizer.param_groups:
+            group["lr"] = config.unet_lr * min(1.0, (step + 1) / config.warmup_steps)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        step += 1
+        update_ema(ema_unet, pipeline.unet, config.ema_decay if step > config.warmup_steps else 0.0)
+        if step % config.checkpoint_every == 0 or step == config.unet_steps:
+            save_stage(work / "unet.pt", step, {**models, "ema_unet": ema_unet}, optimizer, rng)
+            logger.info("unet step %d/%d loss %.4f", step, config.unet_steps, loss.item())
+    return step
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """``ema = decay * ema + (1 - decay) * model``, parameter by parameter."""
+    for average, current in zip(ema.parameters(), model.parameters()):
+        average.lerp_(current, 1.0 - decay)
+
+
+def machine() -> dict[str, object]:
+    """What the run ran on."""
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+
+
+def pretrain(config: PretrainConfig) -> Path:
+    """Run (or resume) the three stages and write the pipeline folder ``config.out``."""
+    work, started = Path(config.work_dir), time.perf_counter()
+    work.mkdir(parents=True, exist_ok=True)
+    record_path = work / "pretraining.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {"config": asdict(config), "stages": {}}
+    pipeline = build_mini_sdxl_pipeline(vocabulary(), seed=config.seed)
+
+    def timed(stage: str, run) -> None:
+        begin = time.perf_counter()
+        steps = run()
+        entry = record["stages"].setdefault(stage, {"seconds": 0.0})
+        entry.update(steps=steps, seconds=entry["seconds"] + time.perf_counter() - begin)
+        record_path.write_text(json.dumps({**record, "machine": machine()}, indent=2))
+
+    timed("vae", lambda: train_vae(pipeline.vae, config, work))
+    record["scaling_factor"] = set_scaling_factor(pipeline.vae, config)
+    data: dict = {}
+    timed("latents", lambda: len(data.update(encode_dataset(pipeline.vae, config, work)) or data["captions"]))
+    ema_unet = copy.deepcopy(pipeline.unet).requires_grad_(False)
+    timed("unet", lambda: train_unet(pipeline, ema_unet, data, config, work))
+    pipeline.unet = ema_unet
+    for model in (pipeline.unet, pipeline.vae, pipeline.text_encoder, pipeline.text_encoder_2):
+        model.eval()
+    out = Path(config.out)
+    # UNet and VAE are stored in float16 (diffusers loads them as float32); the small text encoders stay
+    # float32, since transformers would otherwise load them in the stored dtype
+    pipeline.unet.half()
+    pipeline.vae.half()
+    pipeline.save_pretrained(out, safe_serialization=True)
+    record["session_seconds"] = time.perf_counter() - started
+    (out / "pretraining.json").write_text(json.dumps({**record, "machine": machine()}, indent=2))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: every :class:`PretrainConfig` field is an option."""
+    parser = argparse.ArgumentParser(description="Pretrain builtin:mini-sdxl on the procedural world (resumable).")
+    for name, value in asdict(PretrainConfig()).items():
+        parser.add_argument(f"--{name}", type=type(value), default=value)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    out = pretrain(PretrainConfig(**vars(parser.parse_args(argv))))
+    print(f"mini-sdxl written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

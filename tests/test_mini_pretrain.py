@@ -1,0 +1,58 @@
+"""The mini SDXL's tokenizer and architecture, and its pretraining script (tiny step counts)."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from safetensors.torch import load_file
+
+from dash_diffusion.models.mini.architecture import RESOLUTION, build_mini_sdxl_pipeline, build_tokenizer
+from dash_diffusion.models.mini.pretrain import PretrainConfig, pretrain
+from dash_diffusion.models.mini.tokenizer import segment, single_token_words, word_merges
+from dash_diffusion.models.world import caption, sample_scene, vocabulary
+
+
+def test_every_world_word_is_one_token():
+    words = vocabulary()
+    tokenizer = build_tokenizer(words)
+    assert single_token_words(tokenizer, words) == words
+    ranks = {pair: rank for rank, pair in enumerate(word_merges(words))}
+    assert all(len(segment(word, ranks)) == 1 for word in words)
+    import numpy as np
+
+    text = caption(sample_scene(np.random.default_rng(0), "train"))
+    assert len(tokenizer(text, add_special_tokens=False).input_ids) == len(text.split())
+
+
+def test_architecture_is_sdxl_and_small():
+    pipeline = build_mini_sdxl_pipeline(vocabulary())
+    assert pipeline.unet.config.addition_embed_type == "text_time"
+    assert pipeline.unet.config.cross_attention_dim == pipeline.text_encoder.config.hidden_size + pipeline.text_encoder_2.config.hidden_size
+    assert 2 ** (len(pipeline.vae.config.block_out_channels) - 1) * pipeline.unet.config.sample_size == RESOLUTION
+    parameters = sum(p.numel() for m in (pipeline.unet, pipeline.vae, pipeline.text_encoder, pipeline.text_encoder_2) for p in m.parameters())
+    assert parameters * 2 <= 25e6, "float16 weights must fit the 25 MB budget"
+
+
+def small(tmp_path, **overrides) -> PretrainConfig:
+    options = dict(work_dir=str(tmp_path / "work"), out=str(tmp_path / "model"), vae_steps=2, vae_batch=2, images=6, unet_steps=3, unet_batch=2, warmup_steps=1, checkpoint_every=1)
+    options.update(overrides)
+    return PretrainConfig(**options)
+
+
+def test_pretraining_resumes_to_the_same_model_and_loads_in_stock_diffusers(tmp_path):
+    torch.set_num_threads(1)
+    reference = pretrain(small(tmp_path / "a"))
+    # the same run in two sittings: the first stops after 1 UNet step, the second resumes
+    pretrain(small(tmp_path / "b", unet_steps=1))
+    resumed = pretrain(small(tmp_path / "b"))
+    for sub in ("unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"):
+        left, right = load_file(str(reference / sub)), load_file(str(resumed / sub))
+        assert all(torch.equal(left[k], right[k]) for k in left), sub
+    record = json.loads((reference / "pretraining.json").read_text())
+    assert record["stages"]["unet"]["steps"] == 3 and record["machine"]["cpus"] >= 1
+    from diffusers import StableDiffusionXLPipeline
+
+    pipe = StableDiffusionXLPipeline.from_pretrained(str(reference))
+    image = pipe("a photo of a red robot on the beach", num_inference_steps=2, height=RESOLUTION, width=RESOLUTION, generator=torch.Generator().manual_seed(0)).images[0]
+    assert image.size == (RESOLUTION, RESOLUTION)
