@@ -46,6 +46,8 @@ def test_two_processes_text_encoders_prior_preservation_agree_and_draw_their_own
     # directions. Bug 7: every process drew the same noise and timesteps.
     # One photo: both processes train on the same image, so only their noise can make their losses differ.
     # Prior preservation runs two UNet forwards per micro-batch under DDP with find_unused_parameters.
+    # Also pins a teardown race: a rank still writing the files while its peer had already destroyed the
+    # process group (accelerate's end_training) and exited hung in 5 of 10 launches, or aborted.
     classes = draw_subject(tmp_path / "class", count=2)
     out = tmp_path / "out"
     result = launch_two_processes(

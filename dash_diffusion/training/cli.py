@@ -59,15 +59,6 @@ def parse_config(argv: Sequence[str] | None = None) -> TrainConfig:
     return TrainConfig(**vars(namespace))
 
 
-def end_process_group() -> None:
-    """Leave a multi-process run's process group before the interpreter exits: a group torn down by
-    interpreter shutdown can abort the process ("terminate called without an active exception")."""
-    import torch.distributed
-
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``train_dreambooth_dash.py``: parse, train, report; one line and exit 2 on user errors."""
 
@@ -75,10 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = parse_config(argv)
         from .train import train  # heavy imports after the arguments are known to be valid
 
-        try:
-            return f"adapter written to {train(config)}"
-        finally:
-            end_process_group()
+        return f"adapter written to {train(config)}"
 
     quiet = ("httpx", "urllib3", "PIL", "accelerate", "accelerate.checkpointing", "accelerate.accelerator")
     return run_cli(job, quiet, "the last checkpoint is intact; resume with --resume_from_checkpoint latest")

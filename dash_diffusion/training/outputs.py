@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import DashError
 from ..formats.export import layer_tensors, save_adapter
+from ..formats.safetensors_io import current_umask
 from ..lora_dash.inject import dash_config_of, dash_layers
 from .model_card import model_card
 
@@ -32,18 +33,12 @@ def atomic_write_text(path: Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
-        os.chmod(temporary, 0o666 & ~_umask())
+        os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
-
-
-def _umask() -> int:
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
 
 
 def truncate_steps_log(path: Path, last_step: int) -> None:

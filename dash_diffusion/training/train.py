@@ -162,6 +162,9 @@ def finish(run: TrainingRun) -> Path:
     check_processes_agree(accelerator, run.models)
     if accelerator.is_main_process:
         write_outputs(run.config, run.models, run.dataset.instance_prompt, run.schedule.selected_at_step, run.global_step, accelerator.num_processes)
+    # end_training() destroys the process group: do it together, or a process whose peer has already
+    # torn down and exited can hang in the teardown (seen in 2-process CPU runs)
+    accelerator.wait_for_everyone()
     accelerator.end_training()
     return run.config.output_path
 
