@@ -15,7 +15,9 @@
    of the UNet weights is what gets exported.
 
 Every stage saves its state atomically every ``--checkpoint_every`` steps and resumes from it when run
-again with the same ``--work_dir``; the same seed gives the same model. ``pretraining.json`` records the
+again with the same ``--work_dir``; the same seed gives the same model. Raising ``--vae_steps`` or
+``--unet_steps`` continues the stage; the latent cache and the UNet state are kept per VAE step count,
+so a VAE trained further never feeds stale latents to the UNet. ``pretraining.json`` records the
 steps, the time of each stage and the machine it ran on.
 """
 
@@ -115,7 +117,7 @@ def set_scaling_factor(vae, config: PretrainConfig) -> float:
 def encode_dataset(vae, config: PretrainConfig, work: Path, chunk: int = 1000) -> dict[str, torch.Tensor | list[str]]:
     """Stage 2: latent means, stds (float16) and captions of ``config.images`` scenes, cached in chunks."""
     vae.eval()
-    folder = work / "latents"
+    folder = work / f"latents-vae{config.vae_steps}"  # a VAE trained further makes new latents
     folder.mkdir(parents=True, exist_ok=True)
     parts = []
     for start in range(0, config.images, chunk):
@@ -154,7 +156,8 @@ def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Pat
     models = {"unet": pipeline.unet, "text_encoder": pipeline.text_encoder, "text_encoder_2": pipeline.text_encoder_2}
     params = [p for model in models.values() for p in model.parameters()]
     optimizer = torch.optim.AdamW(params, lr=config.unet_lr, weight_decay=1e-2)
-    step, _ = load_stage(work / "unet.pt", {**models, "ema_unet": ema_unet}, optimizer, rng)
+    state_path = work / f"unet-vae{config.vae_steps}.pt"  # a UNet belongs to the latents of one VAE
+    step, _ = load_stage(state_path, {**models, "ema_unet": ema_unet}, optimizer, rng)
     captions = sorted(set(data["captions"]))
     ids = {c: i for i, c in enumerate(captions)}
     tokens = [pipeline.tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids]
@@ -184,7 +187,7 @@ def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Pat
         step += 1
         update_ema(ema_unet, pipeline.unet, config.ema_decay if step > config.warmup_steps else 0.0)
         if step % config.checkpoint_every == 0 or step == config.unet_steps:
-            save_stage(work / "unet.pt", step, {**models, "ema_unet": ema_unet}, optimizer, rng)
+            save_stage(state_path, step, {**models, "ema_unet": ema_unet}, optimizer, rng)
             logger.info("unet step %d/%d loss %.4f", step, config.unet_steps, loss.item())
     return step
 
