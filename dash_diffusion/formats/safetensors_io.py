@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -34,18 +34,16 @@ def current_umask() -> int:
     return old
 
 
-def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
-    """Write ``tensors`` to ``path`` through a temporary file in the same folder and ``os.replace``,
-    so a crash never leaves a half-written file under the final name. The file gets mode
-    ``0o666 & ~umask``, as a file made by ``open()`` would."""
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Create ``path`` by ``write(temporary_path)`` into a temporary file in the same folder, fsync and
+    ``os.replace``, so a crash never leaves a half-written file under the final name. The file gets mode
+    ``0o666 & ~umask``, as a file made by ``open()`` would (``mkstemp`` makes 0600 files)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ready = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(ready, tmp, metadata=metadata)
-        # mkstemp creates 0600 files: give the file the mode open() would, 0666 minus the umask
+        write(tmp)
         os.chmod(tmp, 0o666 & ~current_umask())
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
@@ -54,6 +52,17 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, metadata: di
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write ``tensors`` (moved to the CPU) to ``path`` with :func:`atomic_write`."""
+    ready = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    return atomic_write(path, lambda tmp: save_file(ready, tmp, metadata=metadata))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` with :func:`atomic_write`."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def _open_error(path: Path, error: Exception) -> DashError:

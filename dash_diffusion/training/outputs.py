@@ -9,8 +9,6 @@ a fingerprint of every trainable tensor and every direction buffer is compared a
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +17,11 @@ from torch import nn
 
 from ..errors import DashError
 from ..formats.export import layer_tensors, save_adapter
-from ..formats.safetensors_io import current_umask
+from ..formats.safetensors_io import atomic_write_text
 from ..lora_dash.inject import dash_config_of, dash_layers
 from .model_card import model_card
 
 STEPS_LOG = Path("logs") / "steps.jsonl"
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` through a temporary file and a rename, so ``path`` is never half written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(temporary, 0o666 & ~current_umask())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def truncate_steps_log(path: Path, last_step: int) -> None:
