@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dash_diffusion.errors import DashError
-from dash_diffusion.models.tiny import resolve_model_path
+from dash_diffusion.models.builtin import resolve_model_path
 
 DEFAULT_BASE = "stabilityai/stable-diffusion-xl-base-1.0"
 

@@ -27,7 +27,8 @@ from dash_diffusion.eval.metrics import cosine_matrix, image_similarity, paired_
 from dash_diffusion.eval.preprocess import IMAGENET_MEAN, IMAGENET_STD, center_crop, clip_transform, dino_transform, resize_shorter_side
 from dash_diffusion.eval.runner import run
 from dash_diffusion.eval.tiny_features import save_tiny_clip, save_tiny_dino
-from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline, resolve_model_path
+from dash_diffusion.models.builtin import resolve_model_path
+from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline
 
 
 def dreambooth_photos() -> Path:

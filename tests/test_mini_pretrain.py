@@ -56,3 +56,39 @@ def test_pretraining_resumes_to_the_same_model_and_loads_in_stock_diffusers(tmp_
     pipe = StableDiffusionXLPipeline.from_pretrained(str(reference))
     image = pipe("a photo of a red robot on the beach", num_inference_steps=2, height=RESOLUTION, width=RESOLUTION, generator=torch.Generator().manual_seed(0)).images[0]
     assert image.size == (RESOLUTION, RESOLUTION)
+
+
+def test_continued_vae_stage_uses_the_new_learning_rate(tmp_path):
+    # bug: the saved optimizer state carried the old rate, so continuing with another --vae_lr kept it
+    from pathlib import Path
+
+    from dash_diffusion.models.mini.pretrain import train_vae
+
+    torch.set_num_threads(1)
+    vae = build_mini_sdxl_pipeline(vocabulary()).vae
+    work = Path(tmp_path)
+    train_vae(vae, small(tmp_path, vae_steps=1, vae_lr=1e-4), work)
+    train_vae(vae, small(tmp_path, vae_steps=2, vae_lr=5e-4), work)
+    state = torch.load(work / "vae.pt", weights_only=False)
+    assert state["step"] == 2
+    assert state["optimizer"]["param_groups"][0]["lr"] == 5e-4
+
+
+def test_prompts_cover_the_grammar_with_and_without_colour_and_scene():
+    from dash_diffusion.models.mini.pretrain import all_prompts
+    from dash_diffusion.models.world import CLASSES, COLOURS, SCENES, class_prompt
+    from dash_diffusion.models.world.vocab import parse_caption
+
+    prompts = all_prompts()
+    assert len(set(prompts)) == len(CLASSES) * (len(SCENES) + 1) * (len(COLOURS) + 1)
+    assert class_prompt("robot") in prompts and class_prompt("robot", "beach") in prompts
+    assert all(class_prompt(*parse_caption(text)) == text for text in prompts)
+
+
+def test_record_keeps_every_invocation(tmp_path):
+    torch.set_num_threads(1)
+    pretrain(small(tmp_path, unet_steps=1))
+    out = pretrain(small(tmp_path, unet_steps=2, unet_lr=1e-4))
+    record = json.loads((out / "pretraining.json").read_text())
+    assert [run["unet_steps"] for run in record["runs"]] == [1, 2]
+    assert record["runs"][1]["unet_lr"] == 1e-4 and record["stages"]["unet"]["steps"] == 2

@@ -14,12 +14,8 @@ from diffusers import StableDiffusionXLPipeline
 
 from dash_diffusion.errors import DashError
 from dash_diffusion.models import tiny
-from dash_diffusion.models.tiny import (
-    TINY_MODEL_NAME,
-    build_tiny_sdxl_pipeline,
-    resolve_model_path,
-    save_tiny_sdxl,
-)
+from dash_diffusion.models.builtin import resolve_model_path
+from dash_diffusion.models.tiny import TINY_MODEL_NAME, build_tiny_sdxl_pipeline, save_tiny_sdxl
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("unet", "vae", "text_encoder", "text_encoder_2")

@@ -13,7 +13,8 @@ from train_helpers import tiny_config
 import dash_diffusion.training.setup as training_setup
 import dash_diffusion.training.train as train_module
 from dash_diffusion import DashError, dash_layers, load_dash_adapter, read_native_adapter
-from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline, resolve_model_path
+from dash_diffusion.models.builtin import resolve_model_path
+from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline
 from dash_diffusion.training.optim import make_lr_scheduler, make_optimizer
 from dash_diffusion.training.sdxl import diffusion_loss, load_components, training_target
 

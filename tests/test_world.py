@@ -153,6 +153,17 @@ def test_captions_follow_the_grammar() -> None:
         class_prompt("robot", colour="mauve")
 
 
+def test_parse_caption_inverts_class_prompt() -> None:
+    from dash_diffusion.models.world.vocab import parse_caption
+
+    assert parse_caption("a photo of an orange tree on the grass") == ("tree", "grass", "orange")
+    assert parse_caption("a photo of a robot") == ("robot", None, None)
+    assert parse_caption("a photo of a duck under the sea") == ("duck", "underwater", None)
+    for text in ("a photo of sks robot", "a photo of a blue robot on the moon", "a red ball", "a photo of a blue"):
+        with pytest.raises(ValueError, match="grammar"):
+            parse_caption(text)
+
+
 def test_vocabulary_covers_every_caption() -> None:
     words = vocabulary()
     assert words == sorted(set(words)) and "sks" in words

@@ -83,7 +83,7 @@ def _prompts(ctx: RunContext) -> list[dict[str, Any]]:
 
 def run_record(ctx: RunContext, rows: list[dict[str, Any]], timings: dict[str, float], files: dict[str, Path], out: Path) -> dict[str, Any]:
     """The content of ``run.json``."""
-    from dash_diffusion.models.tiny import resolve_model_path
+    from dash_diffusion.models.builtin import resolve_model_path
 
     c, s = ctx.config, ctx.subject
     return {

@@ -84,7 +84,7 @@ def load_pipeline(base: str, device: str, dtype: Any, variant: str | None = None
     """A stock ``StableDiffusionXLPipeline`` on ``device`` (``builtin:tiny-sdxl`` accepted)."""
     from diffusers import AutoencoderKL, StableDiffusionXLPipeline
 
-    from dash_diffusion.models.tiny import resolve_model_path
+    from dash_diffusion.models.builtin import resolve_model_path
 
     extra: dict[str, Any] = {"variant": variant} if variant else {}
     if vae:

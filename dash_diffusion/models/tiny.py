@@ -26,8 +26,6 @@ if TYPE_CHECKING:  # the heavy libraries are imported only when a model is actua
     from transformers import CLIPTextConfig, CLIPTokenizer
 
 TINY_MODEL_NAME = "builtin:tiny-sdxl"
-BUILTIN_MODELS: tuple[str, ...] = (TINY_MODEL_NAME,)
-BUILTIN_PREFIX = "builtin:"
 CACHE_ENV = "DASH_DIFFUSION_CACHE"
 TINY_CACHE_SUBDIR = "tiny-sdxl-v1"
 
@@ -228,7 +226,8 @@ def build_tiny_sdxl_pipeline(seed: int = 0) -> StableDiffusionXLPipeline:
 WEIGHT_FOLDERS = ("unet", "vae", "text_encoder", "text_encoder_2")
 
 
-def _is_complete(folder: Path) -> bool:
+def is_complete_pipeline(folder: Path) -> bool:
+    """Whether ``folder`` holds a saved SDXL pipeline: ``model_index.json`` and weights for every model."""
     return (folder / "model_index.json").is_file() and all(any((folder / sub).glob("*.safetensors")) for sub in WEIGHT_FOLDERS)
 
 
@@ -242,13 +241,13 @@ def _materialise(target: Path, seed: int, reuse_existing: bool) -> Path:
         pipeline.save_pretrained(staging, safe_serialization=True)
         for sub in ("tokenizer", "tokenizer_2"):
             write_tokenizer_files(staging / sub)
-        if not _is_complete(staging):
+        if not is_complete_pipeline(staging):
             # transformers writes weights on rank 0 only once torch.distributed is initialised
             raise DashError(f"could not write the tiny model's weights into {target.parent}: resolve builtin models before starting a multi-process group")
         try:
             os.rename(staging, target)  # atomic; replaces ``target`` only if it is an empty folder
         except OSError as error:
-            if reuse_existing and _is_complete(target):
+            if reuse_existing and is_complete_pipeline(target):
                 return target  # another process won the race; its copy is identical
             raise DashError(
                 f"cannot write the tiny model to {target} ({error.strerror}); "
@@ -279,24 +278,16 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "dash_diffusion"
 
 
-def resolve_model_path(name_or_path: str, cache_dir: str | Path | None = None) -> str:
-    """Turn a model name into something ``from_pretrained`` accepts.
-
-    ``builtin:tiny-sdxl`` is written once into the cache (safe if processes race) and its folder is
-    returned; any other ``builtin:`` name is an error; everything else is returned unchanged.
-    """
-    if not name_or_path.startswith(BUILTIN_PREFIX):
-        return name_or_path
-    if name_or_path != TINY_MODEL_NAME:
-        known = ", ".join(BUILTIN_MODELS)
-        raise DashError(f"unknown built-in model {name_or_path!r}; use one of: {known}")
+def tiny_model_folder(cache_dir: str | Path | None = None) -> Path:
+    """The folder of ``builtin:tiny-sdxl`` under ``cache_dir`` (default :func:`default_cache_dir`),
+    written on first use (safe if processes race) and reused afterwards."""
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     target = root.absolute() / TINY_CACHE_SUBDIR
-    if _is_complete(target):
-        return str(target)
+    if is_complete_pipeline(target):
+        return target
     if target.exists() and any(target.iterdir()):
         raise DashError(f"cached tiny model at {target} is incomplete; delete that folder and retry")
-    return str(_materialise(target, seed=0, reuse_existing=True))
+    return _materialise(target, seed=0, reuse_existing=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DashError
-from ..models.tiny import resolve_model_path
+from ..models.builtin import resolve_model_path
 
 
 @dataclass

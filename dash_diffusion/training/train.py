@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from ..data.dreambooth import DreamBoothDataset
 from ..lora_dash.schedule import DashSchedule
-from ..models.tiny import resolve_model_path
+from ..models.builtin import resolve_model_path
 from .checkpoint import load_checkpoint, register_adapter_hooks, resolve_resume, save_checkpoint
 from .feed import TrainingFeed
 from .optim import make_lr_scheduler, make_optimizer

@@ -11,14 +11,16 @@
 3. **unet**: the UNet and both text encoders learn the epsilon-prediction loss
    ``|eps - eps_theta(sqrt(a_t) z + sqrt(1 - a_t) eps, t, c)|^2`` on the cached latents; 10% of the
    captions are replaced by all-zero embeddings, which is what the SDXL pipeline feeds the unconditional
-   branch of classifier-free guidance (``force_zeros_for_empty_prompt``). An exponential moving average
-   of the UNet weights is what gets exported.
+   branch of classifier-free guidance (``force_zeros_for_empty_prompt``), and each caption leaves out
+   its colour, and independently its scene, with probability ``--caption_dropout`` (so ``a photo of a
+   robot`` means a robot of any colour anywhere, as a DreamBooth class prompt needs). An exponential
+   moving average of the UNet weights is what gets exported.
 
 Every stage saves its state atomically every ``--checkpoint_every`` steps and resumes from it when run
 again with the same ``--work_dir``; the same seed gives the same model. Raising ``--vae_steps`` or
 ``--unet_steps`` continues the stage; the latent cache and the UNet state are kept per VAE step count,
 so a VAE trained further never feeds stale latents to the UNet. ``pretraining.json`` records the
-steps, the time of each stage and the machine it ran on.
+options of every invocation, the steps and time of each stage and the machine it ran on.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..world import caption, render, sample_scene, vocabulary
+from ..world import CLASSES, COLOURS, SCENES, caption, class_prompt, render, sample_scene, vocabulary
+from ..world.vocab import parse_caption
 from .architecture import RESOLUTION, build_mini_sdxl_pipeline
 from .stage_state import load_stage, save_stage
 
@@ -52,17 +55,18 @@ class PretrainConfig:
     work_dir: str = "outputs/mini-pretrain"
     out: str = "outputs/mini-sdxl"
     seed: int = 0
-    vae_steps: int = 1500
+    vae_steps: int = 3500
     vae_batch: int = 16
     vae_lr: float = 2e-4
     vae_kl_weight: float = 1e-6
     images: int = 20000
-    unet_steps: int = 6000
+    unet_steps: int = 5000
     unet_batch: int = 32
     unet_lr: float = 3e-4
     warmup_steps: int = 200
     ema_decay: float = 0.999
     uncond_probability: float = 0.1
+    caption_dropout: float = 0.15
     checkpoint_every: int = 100
 
 
@@ -85,6 +89,8 @@ def train_vae(vae, config: PretrainConfig, work: Path) -> int:
     torch.manual_seed(config.seed + 1)  # each stage seeds itself: a resumed run draws what a fresh one would
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
     step, _ = load_stage(work / "vae.pt", {"vae": vae}, optimizer, rng)
+    for group in optimizer.param_groups:
+        group["lr"] = config.vae_lr  # a saved optimizer state carries its old rate; a continued run uses --vae_lr
     vae.train()
     while step < config.vae_steps:
         scenes = [sample_scene(rng, "train") for _ in range(config.vae_batch)]
@@ -158,19 +164,19 @@ def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Pat
     optimizer = torch.optim.AdamW(params, lr=config.unet_lr, weight_decay=1e-2)
     state_path = work / f"unet-vae{config.vae_steps}.pt"  # a UNet belongs to the latents of one VAE
     step, _ = load_stage(state_path, {**models, "ema_unet": ema_unet}, optimizer, rng)
-    captions = sorted(set(data["captions"]))
-    ids = {c: i for i, c in enumerate(captions)}
-    tokens = [pipeline.tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids]
-    tokens.append(pipeline.tokenizer_2(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids)
-    caption_index = torch.tensor([ids[c] for c in data["captions"]])
+    prompts = all_prompts()
+    tokens = [tokenizer(prompts, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids for tokenizer in (pipeline.tokenizer, pipeline.tokenizer_2)]
+    parts = [parse_caption(text) for text in data["captions"]]
+    prompt_index = {text: i for i, text in enumerate(prompts)}
     time_ids = torch.tensor([[RESOLUTION, RESOLUTION, 0, 0, RESOLUTION, RESOLUTION]], dtype=torch.float32)
     factor = pipeline.vae.config.scaling_factor
     for model in models.values():
         model.train()
     while step < config.unet_steps:
-        batch = torch.from_numpy(rng.integers(0, len(caption_index), size=config.unet_batch))
+        batch = torch.from_numpy(rng.integers(0, len(parts), size=config.unet_batch))
         latents = (data["mean"][batch].float() + data["std"][batch].float() * torch.randn(config.unet_batch, *data["mean"].shape[1:])) * factor
-        chosen = caption_index[batch]
+        keep_colour, keep_scene = rng.random((2, config.unet_batch)) >= config.caption_dropout
+        chosen = torch.tensor([prompt_index[class_prompt(parts[i][0], parts[i][1] if scene else None, parts[i][2] if colour else None)] for i, colour, scene in zip(batch.tolist(), keep_colour, keep_scene)])
         embeds, pooled = encode_text(pipeline, (tokens[0][chosen], tokens[1][chosen]))
         keep = torch.from_numpy(rng.random(config.unet_batch) >= config.uncond_probability).float()
         embeds, pooled = embeds * keep[:, None, None], pooled * keep[:, None]
@@ -192,6 +198,11 @@ def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Pat
     return step
 
 
+def all_prompts() -> list[str]:
+    """Every caption the grammar can make, with or without its colour and its scene."""
+    return [class_prompt(obj, scene, colour) for obj in CLASSES for scene in (None, *SCENES) for colour in (None, *COLOURS)]
+
+
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     """``ema = decay * ema + (1 - decay) * model``, parameter by parameter."""
@@ -209,7 +220,9 @@ def pretrain(config: PretrainConfig) -> Path:
     work, started = Path(config.work_dir), time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
     record_path = work / "pretraining.json"
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {"config": asdict(config), "stages": {}}
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {"stages": {}}
+    # every invocation's options, in order: a run continued with other options is reproduced by repeating them
+    record["runs"] = record.get("runs", [record.pop("config")] if "config" in record else []) + [asdict(config)]
     pipeline = build_mini_sdxl_pipeline(vocabulary(), seed=config.seed)
 
     def timed(stage: str, run) -> None:

@@ -81,6 +81,25 @@ def caption(scene: Scene) -> str:
     return class_prompt(scene.object, scene.scene, scene.colour)
 
 
+def parse_caption(text: str) -> tuple[str, str | None, str | None]:
+    """``(object, scene, colour)`` of a caption of this grammar (``None`` for a part it leaves out);
+    the inverse of :func:`class_prompt`. ``ValueError`` for any other text.
+
+    >>> parse_caption("a photo of an orange robot at night")
+    ('robot', 'night', 'orange')
+    """
+    words = text.split()
+    if words[:3] != _PREFIX.split() or len(words) < 5 or words[3] not in ("a", "an"):
+        raise ValueError(f"{text!r} is not a caption of the world's grammar ('a photo of a [colour] object [scene]')")
+    colour = words[4] if words[4] in COLOURS else None
+    rest = words[5:] if colour else words[4:]
+    phrases = {phrase: name for name, phrase in SCENE_PHRASES.items()}
+    scene = phrases.get(" ".join(rest[1:])) if len(rest) > 1 else None
+    if not rest or rest[0] not in CLASSES or (len(rest) > 1 and scene is None):
+        raise ValueError(f"{text!r} is not a caption of the world's grammar ('a photo of a [colour] object [scene]')")
+    return rest[0], scene, colour
+
+
 def instance_prompt(object: str = "robot", scene: str | None = None, token: str = RARE_TOKEN) -> str:
     """The DreamBooth prompt of the subject: ``a photo of sks robot [scene phrase]``."""
     _check("object", object, CLASSES)
