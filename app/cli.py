@@ -1,7 +1,7 @@
 """Command line of ``python -m app`` and of the ``dash-diffusion-app`` console script: options, launch
 settings, and one clear line instead of a traceback.
 
-    python -m app --base builtin:tiny-sdxl --adapters_dir outputs      # what `make app` runs
+    python -m app --base builtin:mini-sdxl --adapters_dir outputs      # what `make app` runs
     python -m app --base stabilityai/stable-diffusion-xl-base-1.0 --port 7860
 
 The server listens on 127.0.0.1 unless ``--host`` says otherwise; ``--share`` (a public gradio.live
@@ -36,7 +36,7 @@ def program_name(argv0: str | None = None) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The options of ``python -m app``."""
     parser = argparse.ArgumentParser(prog=program_name(), description="LoRA-Dash studio: generate, compare and inspect SDXL LoRA / LoRA-Dash adapters.")
-    parser.add_argument("--base", default=DEFAULT_BASE, help=f"base SDXL: hub id, local diffusers folder or builtin:tiny-sdxl (default {DEFAULT_BASE})")
+    parser.add_argument("--base", default=DEFAULT_BASE, help=f"base SDXL: hub id, local diffusers folder, builtin:mini-sdxl or builtin:tiny-sdxl (default {DEFAULT_BASE})")
     parser.add_argument("--adapters_dir", default=DEFAULT_ADAPTERS_DIR, help="folder searched for trainer outputs and LoRA .safetensors files; uploads go to its uploads/ (default outputs)")
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine only; 0.0.0.0 opens it to the network)")
     parser.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one)")

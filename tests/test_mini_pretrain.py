@@ -92,3 +92,17 @@ def test_record_keeps_every_invocation(tmp_path):
     record = json.loads((out / "pretraining.json").read_text())
     assert [run["unet_steps"] for run in record["runs"]] == [1, 2]
     assert record["runs"][1]["unet_lr"] == 1e-4 and record["stages"]["unet"]["steps"] == 2
+
+
+def test_snapshot_exports_an_unfinished_run_and_replaces_the_old_export(tmp_path):
+    from dash_diffusion.models.mini.pretrain import main
+
+    torch.set_num_threads(1)
+    pretrain(small(tmp_path, unet_steps=1))
+    out = tmp_path / "model"
+    assert (out / "model_index.json").is_file()
+    assert main(["--work_dir", str(tmp_path / "work"), "--out", str(out), "--vae_steps", "2", "--snapshot"]) == 0
+    record = json.loads((out / "pretraining.json").read_text())
+    assert record["snapshot"] == {"vae_step": 2, "unet_step": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "work"], "no staging folder is left behind"
+    assert main(["--work_dir", str(tmp_path / "empty"), "--out", str(tmp_path / "x"), "--snapshot"]) == 2

@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     model = parser.add_argument_group("models")
-    model.add_argument("--base", default=DEFAULT_BASE, help="SDXL base: hub id, local diffusers folder or builtin:tiny-sdxl.")
+    model.add_argument("--base", default=DEFAULT_BASE, help="SDXL base: hub id, local diffusers folder, builtin:mini-sdxl or builtin:tiny-sdxl.")
     model.add_argument("--vae", default=None, help="Replacement VAE (e.g. madebyollin/sdxl-vae-fp16-fix).")
     model.add_argument("--variant", default=None, help="Weight variant of the base model, e.g. fp16.")
     model.add_argument("--adapter", dest="adapters", action="append", default=[], type=_adapter, metavar="NAME=PATH", help="Adapter to evaluate (trainer output folder or .safetensors LoRA); repeat for several.")

@@ -32,7 +32,7 @@ class TrainConfig:
     """Options of one DreamBooth LoRA-Dash training run (defaults follow diffusers' SDXL DreamBooth LoRA script)."""
 
     # model
-    pretrained_model_name_or_path: str = opt(DEFAULT_MODEL, "Hub id or local diffusers SDXL folder, or builtin:tiny-sdxl.", "model")
+    pretrained_model_name_or_path: str = opt(DEFAULT_MODEL, "Hub id or local diffusers SDXL folder, or builtin:mini-sdxl / builtin:tiny-sdxl.", "model")
     pretrained_vae_model_name_or_path: str | None = opt(None, "A VAE to use instead of the pipeline's (e.g. an fp16-safe SDXL VAE).", "model")
     revision: str | None = opt(None, "Revision of the model on the hub.", "model")
     variant: str | None = opt(None, "Weight variant to load, e.g. fp16.", "model")

@@ -31,7 +31,9 @@ import json
 import logging
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,7 +45,7 @@ import torch.nn.functional as F
 from ..world import CLASSES, COLOURS, SCENES, caption, class_prompt, render, sample_scene, vocabulary
 from ..world.vocab import parse_caption
 from .architecture import RESOLUTION, build_mini_sdxl_pipeline
-from .stage_state import load_stage, save_stage
+from .stage_state import load_models, load_stage, save_stage
 
 logger = logging.getLogger(__name__)
 
@@ -239,17 +241,52 @@ def pretrain(config: PretrainConfig) -> Path:
     ema_unet = copy.deepcopy(pipeline.unet).requires_grad_(False)
     timed("unet", lambda: train_unet(pipeline, ema_unet, data, config, work))
     pipeline.unet = ema_unet
+    record["session_seconds"] = time.perf_counter() - started
+    return export(pipeline, Path(config.out), {**record, "machine": machine()})
+
+
+def export(pipeline, out: Path, record: dict) -> Path:
+    """Write ``pipeline`` and its ``pretraining.json`` to ``out``: into a staging folder beside it, then
+    renamed into place (an existing ``out`` is replaced only once the new one is complete).
+
+    UNet and VAE are stored in float16 (diffusers loads them as float32); the small text encoders stay
+    float32, since transformers would otherwise load them in the stored dtype.
+    """
     for model in (pipeline.unet, pipeline.vae, pipeline.text_encoder, pipeline.text_encoder_2):
         model.eval()
-    out = Path(config.out)
-    # UNet and VAE are stored in float16 (diffusers loads them as float32); the small text encoders stay
-    # float32, since transformers would otherwise load them in the stored dtype
     pipeline.unet.half()
     pipeline.vae.half()
-    pipeline.save_pretrained(out, safe_serialization=True)
-    record["session_seconds"] = time.perf_counter() - started
-    (out / "pretraining.json").write_text(json.dumps({**record, "machine": machine()}, indent=2))
+    out = out.absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    retired = out.with_name(f".{out.name}.old")
+    try:
+        pipeline.save_pretrained(staging, safe_serialization=True)
+        (staging / "pretraining.json").write_text(json.dumps(record, indent=2))
+        os.chmod(staging, 0o755)
+        shutil.rmtree(retired, ignore_errors=True)
+        if out.exists():
+            os.replace(out, retired)
+        os.replace(staging, out)
+        shutil.rmtree(retired, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def snapshot(config: PretrainConfig) -> Path:
+    """Export what an unfinished run has saved so far (VAE and the UNet's moving average), without
+    training, to look at it mid-way; ``pretraining.json`` says at which steps."""
+    work = Path(config.work_dir)
+    pipeline = build_mini_sdxl_pipeline(vocabulary(), seed=config.seed)
+    vae_step = load_models(work / "vae.pt", {"vae": pipeline.vae})
+    factor = set_scaling_factor(pipeline.vae, config)
+    ema_unet = copy.deepcopy(pipeline.unet)
+    models = {"unet": pipeline.unet, "text_encoder": pipeline.text_encoder, "text_encoder_2": pipeline.text_encoder_2, "ema_unet": ema_unet}
+    unet_step = load_models(work / f"unet-vae{config.vae_steps}.pt", models)
+    pipeline.unet = ema_unet
+    record = {"snapshot": {"vae_step": vae_step, "unet_step": unet_step}, "scaling_factor": factor, "machine": machine()}
+    return export(pipeline, Path(config.out), record)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,8 +294,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Pretrain builtin:mini-sdxl on the procedural world (resumable).")
     for name, value in asdict(PretrainConfig()).items():
         parser.add_argument(f"--{name}", type=type(value), default=value)
+    parser.add_argument("--snapshot", action="store_true", help="only export what --work_dir holds so far (a look at an unfinished run)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    out = pretrain(PretrainConfig(**vars(parser.parse_args(argv))))
+    options = vars(parser.parse_args(argv))
+    look = options.pop("snapshot")
+    try:
+        out = (snapshot if look else pretrain)(PretrainConfig(**options))
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"mini-sdxl written to {out}")
     return 0
 

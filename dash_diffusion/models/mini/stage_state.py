@@ -51,3 +51,14 @@ def load_stage(path: Path, models: dict[str, nn.Module], optimizer: torch.optim.
     torch.set_rng_state(state["torch_rng"])
     rng.bit_generator.state = state["numpy_rng"]
     return int(state["step"]), state["extra"]
+
+
+def load_models(path: Path, models: dict[str, nn.Module]) -> int:
+    """Only the models of a saved stage (to look at an unfinished run); returns the step it was saved at.
+    ``FileNotFoundError`` names the file when there is none."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved stage at {path}; that stage has not reached its first checkpoint yet")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    for name, model in models.items():
+        model.load_state_dict(state["models"][name])
+    return int(state["step"])
