@@ -3,7 +3,7 @@
 Generate with several adapters at once, compare an adapter with the base model (or two adapters with
 each other) at the same seed, and inspect the task-specific directions a LoRA-Dash run selected.
 
-Start it with ``python -m app --base builtin:mini-sdxl --adapters_dir outputs`` (``make app``), or build
+Start it with ``python -m app --base builtin:tiny-sdxl --adapters_dir outputs`` (``make app``), or build
 it in-process with :func:`build_app` (what the tests do).
 """
 

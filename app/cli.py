@@ -1,7 +1,7 @@
 """Command line of ``python -m app`` and of the ``dash-diffusion-app`` console script: options, launch
 settings, and one clear line instead of a traceback.
 
-    python -m app --base builtin:mini-sdxl --adapters_dir outputs      # what `make app` runs
+    python -m app --base builtin:tiny-sdxl --adapters_dir outputs      # what `make app` runs
     python -m app --base stabilityai/stable-diffusion-xl-base-1.0 --port 7860
 
 The server listens on 127.0.0.1 unless ``--host`` says otherwise; ``--share`` (a public gradio.live

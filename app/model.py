@@ -39,7 +39,7 @@ def load_pipeline(base: str, device: str | None = None) -> Any:
     except Exception as error:  # hub/offline/format errors come in many types; the user needs one line
         raise DashError(
             f"cannot load base model '{base}' ({type(error).__name__}: {_short(error)}): pass a local diffusers "
-            "SDXL folder or builtin:mini-sdxl with --base, or allow hub access to download it"
+            "SDXL folder or builtin:tiny-sdxl with --base, or allow hub access to download it"
         ) from error
     try:
         pipe = pipe.to(chosen)

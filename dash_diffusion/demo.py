@@ -1,7 +1,20 @@
-"""``make demo``: train a LoRA-Dash adapter on the sample robot with the built-in tiny SDXL, then load it
-into a stock diffusers pipeline and generate an image. No GPU and no download needed.
+"""``make demo``: teach a built-in SDXL the sample robot with LoRA-Dash, then show it in new scenes.
 
-    python -m dash_diffusion.demo --output_dir outputs/demo
+    python -m dash_diffusion.demo --output_dir outputs/demo [--model builtin:mini-sdxl]
+
+1. The real trainer (``accelerate launch train_dreambooth_dash.py``) learns ``a photo of sks robot``
+   from the six pictures in ``samples/robot``.
+2. A stock diffusers pipeline renders, for a few scenes the photos never showed, the base model's
+   ``a photo of a robot <scene>`` and, after ``load_lora_weights``, the adapter's ``a photo of sks robot
+   <scene>`` at the same seeds.
+3. ``demo_grid.png`` puts the training photos above those pairs, and the world's instance judge scores
+   how much each set looks like the training photos (mean cosine similarity of instance embeddings,
+   the role DINO plays in DreamBooth's protocol). No GPU and no download needed.
+
+On ``builtin:tiny-sdxl`` (random weights, the default until the pretrained ``builtin:mini-sdxl`` ships)
+this checks the whole path from photos to a stock pipeline, but its pictures are noise and the scores
+say nothing; on ``builtin:mini-sdxl``, pretrained on a world that never showed this robot, they show
+whether the subject was learned.
 """
 
 from __future__ import annotations
@@ -13,64 +26,117 @@ import sys
 import time
 from pathlib import Path
 
+from PIL import Image
+
 ROOT = Path(__file__).resolve().parents[1]
-DEMO_PROMPT = "a photo of sks robot on the beach"
+MODELS = {"builtin:tiny-sdxl": 64, "builtin:mini-sdxl": 128}
+"""The built-in models the demo runs on, with their native resolution."""
+DEFAULT_MODEL = "builtin:tiny-sdxl"
+SAMPLES = ROOT / "samples" / "robot"
+SCENES = ("beach", "snow", "night", "underwater")
+SEEDS = (0, 1)
+INFERENCE_STEPS = 25
+GUIDANCE = 5.0
 
 
-def training_command(output_dir: Path, steps: int, warmup: int) -> list[str]:
-    """``accelerate launch`` of the real trainer on ``samples/robot`` with the tiny model."""
-    return [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        str(ROOT / "train_dreambooth_dash.py"),
-        "--pretrained_model_name_or_path", "builtin:tiny-sdxl",
-        "--instance_dir", str(ROOT / "samples" / "robot"),
-        "--resolution", "64", "--bucketing", "--bucket_step", "8", "--random_flip",
-        "--rank", "4", "--dash_directions", "8", "--dash_warmup_steps", str(warmup),
-        "--learning_rate", "1e-3", "--max_train_steps", str(steps), "--checkpointing_steps", str(steps),
-        "--validation_prompt", DEMO_PROMPT, "--validation_steps", str(steps), "--num_validation_images", "1",
-        "--validation_inference_steps", "10",
-        "--output_dir", str(output_dir),
-    ]
+def training_options(output_dir: Path, steps: int, warmup: int, model: str = DEFAULT_MODEL) -> dict[str, object]:
+    """The demo's :class:`~dash_diffusion.training.train_config.TrainConfig` options (also used by the
+    test that checks a short run learns the subject)."""
+    return {
+        "pretrained_model_name_or_path": model,
+        "instance_dir": str(SAMPLES),
+        "resolution": MODELS[model],
+        "center_crop": True,
+        "rank": 4,
+        "dash_directions": 8,
+        "dash_warmup_steps": warmup,
+        "learning_rate": 1e-3,
+        "max_train_steps": steps,
+        "checkpointing_steps": steps,
+        "seed": 0,
+        "output_dir": str(output_dir),
+    }
 
 
-def generate_with_stock_diffusers(output_dir: Path) -> Path:
-    """Load the exported folder with ``StableDiffusionXLPipeline.load_lora_weights`` and render one image."""
+def training_command(output_dir: Path, steps: int, warmup: int, model: str = DEFAULT_MODEL) -> list[str]:
+    """``accelerate launch`` of the real trainer with :func:`training_options` as its flags."""
+    flags: list[str] = []
+    for name, value in training_options(output_dir, steps, warmup, model).items():
+        flags += [f"--{name}"] if value is True else [f"--{name}", str(value)]
+    launcher = ["--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    return [sys.executable, "-m", "accelerate.commands.launch", *launcher, str(ROOT / "train_dreambooth_dash.py"), *flags]
+
+
+def prompt_pairs(scenes: tuple[str, ...] = SCENES) -> list[tuple[str, str]]:
+    """``(base prompt, adapter prompt)`` for each scene."""
+    from dash_diffusion.models.world import class_prompt, instance_prompt
+
+    return [(class_prompt("robot", scene), instance_prompt("robot", scene)) for scene in scenes]
+
+
+def render(pipe, prompt: str, seeds: tuple[int, ...] = SEEDS) -> list[Image.Image]:
+    """One image per seed (CPU generators, so the same on every machine)."""
     import torch
+
+    return [pipe(prompt, num_inference_steps=INFERENCE_STEPS, guidance_scale=GUIDANCE, generator=torch.Generator().manual_seed(seed)).images[0] for seed in seeds]
+
+
+def compare(output_dir: Path, scenes: tuple[str, ...] = SCENES, seeds: tuple[int, ...] = SEEDS, model: str = DEFAULT_MODEL) -> list:
+    """Base images, then the adapter loaded with stock ``load_lora_weights``, for every scene's prompts."""
     from diffusers import StableDiffusionXLPipeline
 
-    from dash_diffusion.models.tiny import resolve_model_path
+    from dash_diffusion.demo_grid import ComparisonRow
+    from dash_diffusion.models.builtin import resolve_model_path
 
-    pipe = StableDiffusionXLPipeline.from_pretrained(resolve_model_path("builtin:tiny-sdxl"))
-    pipe.load_lora_weights(str(output_dir))
+    pipe = StableDiffusionXLPipeline.from_pretrained(resolve_model_path(model))
     pipe.set_progress_bar_config(disable=True)
-    image = pipe(DEMO_PROMPT, num_inference_steps=10, height=64, width=64, generator=torch.Generator().manual_seed(0)).images[0]
-    path = output_dir / "demo_sample.png"
-    image.resize((256, 256)).save(path)
-    return path
+    pairs = prompt_pairs(scenes)
+    base = [render(pipe, base_prompt, seeds) for base_prompt, _ in pairs]
+    pipe.load_lora_weights(str(output_dir))
+    return [ComparisonRow(b, a, images, render(pipe, a, seeds)) for (b, a), images in zip(pairs, base)]
+
+
+def training_photos() -> list[Image.Image]:
+    """The pictures in ``samples/robot``."""
+    return [Image.open(path).convert("RGB") for path in sorted(SAMPLES.glob("*.png"))]
+
+
+def similarity_scores(rows: list) -> tuple[float, float]:
+    """Instance similarity of the base images and of the adapter images to the training photos."""
+    from dash_diffusion.models.world_judges import instance_similarity, load_judges
+
+    judges, photos = load_judges(), training_photos()
+    base = instance_similarity(judges, [image for row in rows for image in row.base], photos)
+    return base, instance_similarity(judges, [image for row in rows for image in row.adapter], photos)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="outputs/demo")
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODELS), help=f"built-in base model (default {DEFAULT_MODEL})")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=100)
     args = parser.parse_args(argv)
     output_dir = Path(args.output_dir).resolve()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.time()
-    command = training_command(output_dir, args.steps, args.warmup)
+    command = training_command(output_dir, args.steps, args.warmup, args.model)
     print("$", " ".join(command), flush=True)
     result = subprocess.run(command, cwd=ROOT)
     if result.returncode:
         print(f"demo: training failed (exit {result.returncode})", file=sys.stderr)
         return result.returncode
-    image = generate_with_stock_diffusers(output_dir)
+    from dash_diffusion.demo_grid import compose_grid
+
+    rows = compare(output_dir, model=args.model)
+    grid = output_dir / "demo_grid.png"
+    compose_grid(training_photos(), rows).save(grid)
+    base_score, adapter_score = similarity_scores(rows)
     print(f"\ndemo finished in {time.time() - started:.0f} s")
+    print(f"instance similarity to the training photos (1 = same subject): base {base_score:.3f}, adapter {adapter_score:.3f}")
+    print(f"comparison grid:   {grid}")
     print(f"adapter files:     {output_dir}/pytorch_lora_weights.safetensors (diffusers), lora_dash_kohya.safetensors (ComfyUI/A1111), dash_adapter.safetensors (native)")
     print(f"model card:        {output_dir}/README.md")
-    print(f"generated image:   {image}  (stock diffusers pipeline + load_lora_weights)")
-    print(f"validation images: {output_dir}/validation/")
     return 0
 
 

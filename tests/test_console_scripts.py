@@ -18,6 +18,7 @@ SCRIPTS = {
     "dash-diffusion-app": "app.cli:main",
     "dash-diffusion-eval": "dash_diffusion.eval.cli:main",
     "dash-diffusion-tiny": "dash_diffusion.models.tiny:main",
+    "dash-diffusion-mini": "dash_diffusion.models.mini.__main__:main",
 }
 
 
@@ -40,7 +41,7 @@ def test_entry_points_are_installed_and_importable():
 
 @pytest.mark.parametrize(
     ("name", "option"),
-    [("dash-diffusion-train", "--instance_dir"), ("dash-diffusion-eval", "--subject_dir"), ("dash-diffusion-app", "--adapters_dir")],
+    [("dash-diffusion-train", "--instance_dir"), ("dash-diffusion-eval", "--subject_dir"), ("dash-diffusion-app", "--adapters_dir"), ("dash-diffusion-mini", "--out")],
 )
 def test_help_names_the_command_and_its_options(name, option):
     done = run_script(name, "--help")

@@ -140,7 +140,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_checkpoint(tmp_path, monk
 
 
 def test_unreachable_model_gives_one_line(tmp_path):
-    with pytest.raises(DashError, match="builtin:mini-sdxl") as error:
+    with pytest.raises(DashError, match="builtin:tiny-sdxl") as error:
         train_module.train(tiny_config(tmp_path, pretrained_model_name_or_path="no-such-org/no-such-model"))
     assert "\n" not in str(error.value)
 

@@ -95,7 +95,7 @@ def load_pipeline(base: str, device: str, dtype: Any, variant: str | None = None
     try:
         pipe = StableDiffusionXLPipeline.from_pretrained(resolve_model_path(base), dtype=dtype, **extra)
     except (OSError, ValueError) as error:
-        raise _base_error("base model", base, "--base /path/to/sdxl, or --base builtin:mini-sdxl") from error
+        raise _base_error("base model", base, "--base /path/to/sdxl, or --base builtin:tiny-sdxl") from error
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe

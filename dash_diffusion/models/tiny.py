@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dash_diffusion.cli_runner import run_cli
 from dash_diffusion.errors import DashError
 
 if TYPE_CHECKING:  # the heavy libraries are imported only when a model is actually built
@@ -298,13 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder to create (must not exist or be empty)")
     parser.add_argument("--seed", type=int, default=0, help="weight seed (default 0)")
     args = parser.parse_args(argv)
-    try:
-        path = save_tiny_sdxl(args.out, seed=args.seed)
-    except DashError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
+    return run_cli(lambda: str(save_tiny_sdxl(args.out, seed=args.seed)), (), "nothing was written (the folder appears only when complete)")
 
 
 if __name__ == "__main__":

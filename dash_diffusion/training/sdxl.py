@@ -44,7 +44,7 @@ class SDXLComponents:
 def _offline_error(name: str, error: Exception) -> DashError:
     return DashError(
         f"cannot load model '{name}' ({type(error).__name__}): without hub access pass a local diffusers SDXL folder "
-        "with --pretrained_model_name_or_path /path/to/sdxl, or use --pretrained_model_name_or_path builtin:mini-sdxl"
+        "with --pretrained_model_name_or_path /path/to/sdxl, or use --pretrained_model_name_or_path builtin:tiny-sdxl"
     )
 
 

@@ -3,7 +3,7 @@
 Every part of SDXL is there: a UNet2DConditionModel with ``text_time`` conditioning (pooled text
 embedding + the six size/crop numbers) and cross-attention on the concatenated penultimate states of
 two CLIP text encoders (``CLIPTextModel`` and ``CLIPTextModelWithProjection``), an AutoencoderKL with
-SDXL's 8x downsampling (128 px images, 16 x 16 x 4 latents), and CLIP tokenizers whose vocabulary
+SDXL's 8x downsampling (128 px images, 16 x 16 latents, 16 channels: see :data:`LATENT_CHANNELS`), and CLIP tokenizers whose vocabulary
 makes every word of the procedural world one token. Only the widths and depths are small.
 """
 
@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 RESOLUTION = 128
 TEXT_HIDDEN = 64
+LATENT_CHANNELS = 16
+"""SDXL's VAE has 4 latent channels; this one has 16 (as SD3's and Flux's do). With 4, the small VAE's
+reconstructions stopped improving at a mean absolute error of 0.11 (on [-1, 1] pixels) with shifted
+colours and the robot's chest emblem lost, which would hide exactly what a learned subject looks like."""
 
 TEXT_ENCODER_SETTINGS: dict[str, object] = {
     "hidden_size": TEXT_HIDDEN,
@@ -34,8 +38,8 @@ TEXT_ENCODER_SETTINGS: dict[str, object] = {
 
 UNET_CONFIG: dict[str, object] = {
     "sample_size": RESOLUTION // 8,
-    "in_channels": 4,
-    "out_channels": 4,
+    "in_channels": LATENT_CHANNELS,
+    "out_channels": LATENT_CHANNELS,
     "block_out_channels": (64, 128, 160),
     "layers_per_block": 1,
     "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
@@ -57,7 +61,7 @@ VAE_CONFIG: dict[str, object] = {
     "up_block_types": ("UpDecoderBlock2D",) * 4,
     "block_out_channels": (32, 64, 64, 64),
     "layers_per_block": 1,
-    "latent_channels": 4,
+    "latent_channels": LATENT_CHANNELS,
     "norm_num_groups": 32,
     "sample_size": RESOLUTION,
     "scaling_factor": 1.0,  # set from the trained VAE's latent spread by the pretraining script

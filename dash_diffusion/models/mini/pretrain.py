@@ -57,12 +57,12 @@ class PretrainConfig:
     work_dir: str = "outputs/mini-pretrain"
     out: str = "outputs/mini-sdxl"
     seed: int = 0
-    vae_steps: int = 3500
+    vae_steps: int = 1500
     vae_batch: int = 16
     vae_lr: float = 2e-4
     vae_kl_weight: float = 1e-6
-    images: int = 20000
-    unet_steps: int = 5000
+    images: int = 12000
+    unet_steps: int = 4000
     unet_batch: int = 32
     unet_lr: float = 3e-4
     warmup_steps: int = 200

@@ -90,11 +90,16 @@ def render(scene: Scene, size: int = 128) -> Image.Image:
     """Draw ``scene`` as an RGB ``size`` x ``size`` image (the same pixels every time)."""
     if size < 8:
         raise ValueError(f"size {size} is too small; use at least 8 pixels")
-    canvas = size * SUPERSAMPLE
-    image = backdrop(scene.scene, scene.backdrop, canvas).copy()
+    return render_over(scene, backdrop(scene.scene, scene.backdrop, size * SUPERSAMPLE).copy())
+
+
+def render_over(scene: Scene, background: Image.Image) -> Image.Image:
+    """Draw ``scene``'s object and its shadow onto ``background`` (a square RGB canvas of ``SUPERSAMPLE``
+    times the output size, changed in place), then shrink it and light it as ``scene`` says."""
+    canvas = background.width
     box = scene.size * canvas
     x, y = scene.x * canvas, scene.ground * canvas
-    _shadow(image, scene, x, y, box * DRAWERS[scene.object].footprint)
+    _shadow(background, scene, x, y, box * DRAWERS[scene.object].footprint)
     layer, (fx, fy) = _object_layer(scene, box)
-    image.paste(layer, (round(x - fx), round(y - fy)), layer)
-    return _light(image.reduce(SUPERSAMPLE), scene)
+    background.paste(layer, (round(x - fx), round(y - fy)), layer)
+    return _light(background.reduce(SUPERSAMPLE), scene)

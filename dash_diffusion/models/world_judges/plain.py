@@ -14,9 +14,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..world import Scene
-from ..world.objects import DRAWERS
 from ..world.palette import lighten, mix, shade
-from ..world.render import SUPERSAMPLE, _light, _object_layer, _shadow
+from ..world.render import SUPERSAMPLE, render_over
 from ..world.vocab import RGB
 
 KINDS: tuple[str, ...] = ("flat", "gradient", "room")
@@ -53,11 +52,4 @@ def background(kind: str, canvas: int, rng: np.random.Generator) -> Image.Image:
 
 def render_plain(scene: Scene, kind: str, rng: np.random.Generator, size: int = 128) -> Image.Image:
     """``scene``'s object (placed by its size, x and ground) on a random ``kind`` background."""
-    canvas = size * SUPERSAMPLE
-    image = background(kind, canvas, rng)
-    box = scene.size * canvas
-    x, y = scene.x * canvas, scene.ground * canvas
-    _shadow(image, scene, x, y, box * DRAWERS[scene.object].footprint)
-    layer, (fx, fy) = _object_layer(scene, box)
-    image.paste(layer, (round(x - fx), round(y - fy)), layer)
-    return _light(image.reduce(SUPERSAMPLE), scene)
+    return render_over(scene, background(kind, size * SUPERSAMPLE, rng))
