@@ -20,6 +20,7 @@ from dash_diffusion.errors import DashError
 
 from .model import DEFAULT_BASE, load_pipeline
 from .theme import CSS, theme
+from .datasets import DEFAULT_MAX_DATASET_MB, DEFAULT_MAX_PHOTO_MB
 from .uploads import DEFAULT_MAX_UPLOAD_MB
 
 DEFAULT_HOST = "127.0.0.1"
@@ -42,11 +43,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one)")
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link (off by default)")
     parser.add_argument("--max_upload_mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, help=f"largest adapter file accepted as an upload (default {DEFAULT_MAX_UPLOAD_MB})")
+    parser.add_argument("--data_dir", default=None, help="folder for the Train tab's uploaded photos (datasets/) and class images (default <adapters_dir>/app-data); runs are written to --adapters_dir")
+    parser.add_argument("--max_photo_mb", type=float, default=DEFAULT_MAX_PHOTO_MB, help=f"largest training photo accepted (default {DEFAULT_MAX_PHOTO_MB:g})")
+    parser.add_argument("--max_dataset_mb", type=float, default=DEFAULT_MAX_DATASET_MB, help=f"largest set of training photos accepted at once (default {DEFAULT_MAX_DATASET_MB:g})")
     args = parser.parse_args(argv)
     if args.port is not None and not 1 <= args.port <= 65535:
         parser.error(f"--port must be from 1 to 65535, got {args.port}")
-    if args.max_upload_mb <= 0:
-        parser.error("--max_upload_mb must be positive")
+    for option in ("max_upload_mb", "max_photo_mb", "max_dataset_mb"):
+        if getattr(args, option) <= 0:
+            parser.error(f"--{option} must be positive")
     return args
 
 
@@ -79,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     from .ui import build_app
 
     try:
-        demo = build_app(pipe, args.adapters_dir, base_name=args.base, max_upload_mb=args.max_upload_mb)
+        demo = build_app(pipe, args.adapters_dir, base_name=args.base, max_upload_mb=args.max_upload_mb, data_dir=args.data_dir,
+                         max_photo_mb=args.max_photo_mb, max_dataset_mb=args.max_dataset_mb)
     except (DashError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,8 +1,9 @@
-"""The page: adapters and prompt on the left; Generate, Compare and Inspect tabs on the right.
+"""The page: adapters and prompt on the left; Generate, Compare, Inspect and Train tabs on the right.
 
-:func:`build_app` wires the components to :class:`~app.handlers.Handlers`. Every event that touches
-the pipeline shares one concurrency group of size 1 (and the engine holds a lock), so two requests
-never use the pipeline at once.
+:func:`build_app` wires the components to :class:`~app.handlers.Handlers` (and the Train tab to
+:class:`~app.train_tab.TrainTab`). Every event that touches the pipeline shares one concurrency group
+of size 1 (and the engine holds a lock), so two requests never use the pipeline at once; training runs
+in its own process and never takes the pipeline.
 """
 
 from __future__ import annotations
@@ -15,17 +16,23 @@ import gradio as gr
 
 from .engine import Engine
 from .handlers import COMPARE_BASE, COMPARE_MODES, NUM_SLOTS, WEIGHT_MAX, WEIGHT_MIN, Handlers
+from .datasets import DEFAULT_MAX_DATASET_MB, DEFAULT_MAX_PHOTO_MB, DataFolder
 from .library import AdapterLibrary
+from .model import pick_device
 from .schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES
 from .settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE, SIDE_STEP
+from .train_tab import TrainTab
+from .training_runs import RunManager
 from .uploads import DEFAULT_MAX_UPLOAD_MB
 
 TITLE = "LoRA-Dash studio"
 PIPELINE_GROUP = "pipeline"
 INTRO = (
     "Generate with SDXL and your LoRA or LoRA-Dash adapters, compare them with the base model at the same seed, "
-    "and inspect the task-specific directions each LoRA-Dash run selected."
+    "inspect the task-specific directions each LoRA-Dash run selected, and train your own adapter from a few photos."
 )
+#: The data folder (uploaded training photos) inside the adapters folder unless --data_dir says otherwise.
+DEFAULT_DATA_SUBDIR = "app-data"
 PipeOrLoader = Union[Any, Callable[[], Any]]
 
 
@@ -77,11 +84,17 @@ def build_app(
     *,
     base_name: str | None = None,
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    data_dir: str | Path | None = None,
+    max_photo_mb: float = DEFAULT_MAX_PHOTO_MB,
+    max_dataset_mb: float = DEFAULT_MAX_DATASET_MB,
 ) -> gr.Blocks:
     """The app for one SDXL pipeline (or a zero-argument function returning it) and one adapters folder.
 
-    ``base_name`` is what the page and the PNG parameters call the base model; ``max_upload_mb``
-    limits uploaded adapter files. The returned Blocks has its queue set up; call ``launch`` on it.
+    ``base_name`` is what the page and the PNG parameters call the base model (and what the Train tab
+    trains on); ``max_upload_mb`` limits uploaded adapter files. Training runs are written into the
+    adapters folder; uploaded photos go to ``data_dir`` (default ``<adapters_dir>/app-data``), at most
+    ``max_photo_mb`` per photo and ``max_dataset_mb`` per upload. The returned Blocks has its queue set
+    up; call ``launch`` on it.
     """
     pipe = _pipeline(pipe_or_loader)
     name = base_name or str(getattr(pipe, "name_or_path", None) or "SDXL base")
@@ -90,6 +103,8 @@ def build_app(
     handlers = Handlers(engine, library, int(max_upload_mb * 2**20))
     choices = handlers.choices()
     side = min(max(engine.default_size, MIN_SIDE), MAX_SIDE)
+    data = DataFolder(Path(data_dir) if data_dir is not None else library.root / DEFAULT_DATA_SUBDIR, max_photo_mb, max_dataset_mb)
+    trainer = TrainTab(RunManager(library.root), data, handlers, name, pick_device()[0], min(engine.default_size, 1024))
 
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}", elem_id="intro")
@@ -122,13 +137,13 @@ def build_app(
                         num_images = gr.Slider(1, MAX_IMAGES, value=1, step=1, label="Images")
                         scheduler = gr.Dropdown(list(SCHEDULER_NAMES), value=DEFAULT_SCHEDULER, label="Sampler", allow_custom_value=True)
             with gr.Column(scale=7, min_width=420):
-                with gr.Tabs():
-                    with gr.Tab("Generate", id="generate"):
+                with gr.Tabs() as tabs:
+                    with gr.Tab("Generate", id="generate") as generate_tab:
                         generate = gr.Button("Generate", variant="primary", size="lg", elem_id="generate-button")
                         gallery = gr.Gallery(label="Images (PNG files with the generation parameters)", format="png", columns=2,
                                              height="auto", object_fit="contain", interactive=False, preview=False)
                         generate_status = gr.Markdown("", elem_classes="subtle")
-                    with gr.Tab("Compare", id="compare"):
+                    with gr.Tab("Compare", id="compare") as compare_tab:
                         mode = gr.Radio(list(COMPARE_MODES), value=COMPARE_BASE, label="Compare")
                         with gr.Row(equal_height=True, visible=False) as pair_row:
                             left_name = _adapter_dropdown("Adapter A (left)", choices, scale=3)
@@ -139,7 +154,7 @@ def build_app(
                         pair = gr.Gallery(label="Left and right, same prompt and seed", format="png", columns=2, height="auto",
                                           object_fit="contain", interactive=False, preview=False)
                         compare_status = gr.Markdown("", elem_classes="subtle")
-                    with gr.Tab("Inspect", id="inspect"):
+                    with gr.Tab("Inspect", id="inspect") as inspect_tab:
                         with gr.Row(equal_height=True):
                             inspect_name = _adapter_dropdown("Adapter to inspect", choices, scale=4)
                             inspect_button = gr.Button("Inspect", scale=1, min_width=100, elem_id="inspect-button")
@@ -148,6 +163,8 @@ def build_app(
                         table = gr.Dataframe(label="Per layer", wrap=True, interactive=False, max_height=420)
                         with gr.Accordion("Metadata as JSON", open=False):
                             metadata_json = gr.JSON(label="metadata")
+                    with gr.Tab("Train", id="train") as train_tab:
+                        trainer.build()
 
         slot_inputs: list[Any] = [component for pair in slots for component in pair]
         pickers = [dropdown for dropdown, _ in slots] + [left_name, right_name, inspect_name]
@@ -170,6 +187,7 @@ def build_app(
         inspect_button.click(handlers.inspect, [inspect_name], [metadata, heatmap, table, metadata_json], api_name="inspect")
         dice.click(handlers.new_seed, None, seed, api_name="random_seed")
         mode.change(lambda m: gr.update(visible=m != COMPARE_BASE), mode, pair_row, api_name="compare_mode", api_visibility="private")
+        trainer.wire(demo, tabs, train_tab, [generate_tab, compare_tab, inspect_tab], pickers, prompt, mode)
 
     demo.queue(default_concurrency_limit=1, max_size=32)
     return demo
