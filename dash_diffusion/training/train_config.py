@@ -20,6 +20,17 @@ OPTIMIZERS = ("adamw", "adamw8bit", "prodigy")
 TRACKERS = ("none", "tensorboard", "wandb")
 SAVE_PRECISIONS = ("fp32", "fp16", "bf16")
 INIT_LORA_WEIGHTS = ("gaussian", "kaiming")
+#: The option groups (``group`` of each field's metadata) in the order of ``--help`` and of run files.
+GROUP_TITLES = {
+    "model": "model",
+    "data": "data",
+    "prior": "prior preservation",
+    "adapter": "LoRA-Dash adapter",
+    "optim": "optimisation",
+    "speed": "memory and speed",
+    "validation": "validation and logging",
+    "output": "output and checkpoints",
+}
 
 
 def opt(default: Any, help: str, group: str, **extra: Any) -> Any:
