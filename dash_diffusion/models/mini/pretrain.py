@@ -8,8 +8,10 @@
    Its ``scaling_factor`` is then set to ``1 / std(z)`` over fresh renders, as SDXL's was chosen.
 2. **latents**: ``--images`` training scenes (split "train": no held-out combination, never the demo
    subject) are rendered once and encoded to their latent distributions, with their captions.
-3. **unet**: the UNet and both text encoders learn the epsilon-prediction loss
-   ``|eps - eps_theta(sqrt(a_t) z + sqrt(1 - a_t) eps, t, c)|^2`` on the cached latents; 10% of the
+3. **unet**: the UNet and both text encoders learn the v-prediction loss
+   ``w(t) |v - v_theta(sqrt(a_t) z + sqrt(1 - a_t) eps, t, c)|^2``, ``v = sqrt(a_t) eps - sqrt(1 - a_t) z``,
+   with the Min-SNR weight ``w(t) = min(SNR_t, gamma) / (SNR_t + 1)`` (``--snr_gamma``), on the cached
+   latents (see :data:`~.architecture.MINI_SCHEDULER_CONFIG` for why not epsilon); 10% of the
    captions are replaced by all-zero embeddings, which is what the SDXL pipeline feeds the unconditional
    branch of classifier-free guidance (``force_zeros_for_empty_prompt``), and each caption leaves out
    its colour, and independently its scene, with probability ``--caption_dropout`` (so ``a photo of a
@@ -66,6 +68,7 @@ class PretrainConfig:
     unet_batch: int = 32
     unet_lr: float = 3e-4
     warmup_steps: int = 200
+    snr_gamma: float = 5.0
     ema_decay: float = 0.999
     uncond_probability: float = 0.1
     caption_dropout: float = 0.15
@@ -158,6 +161,8 @@ def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Pat
     """Stage 3: UNet + text encoders on the cached latents; returns the steps done."""
     from diffusers import DDPMScheduler
 
+    from ...training.sdxl import diffusion_loss, training_target
+
     rng = np.random.default_rng([config.seed, 4])
     torch.manual_seed(config.seed + 4)
     scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
@@ -185,7 +190,7 @@ def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Pat
         noise = torch.randn_like(latents)
         timesteps = torch.from_numpy(rng.integers(0, scheduler.config.num_train_timesteps, size=config.unet_batch))
         prediction = pipeline.unet(scheduler.add_noise(latents, noise, timesteps), timesteps, encoder_hidden_states=embeds, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids.expand(config.unet_batch, -1)}).sample
-        loss = F.mse_loss(prediction, noise)
+        loss = diffusion_loss(prediction, training_target(scheduler, latents, noise, timesteps), timesteps, scheduler, config.snr_gamma)
         for group in optimizer.param_groups:
             group["lr"] = config.unet_lr * min(1.0, (step + 1) / config.warmup_steps)
         optimizer.zero_grad(set_to_none=True)
