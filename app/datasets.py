@@ -36,6 +36,8 @@ DEFAULT_MAX_PHOTO_MB, DEFAULT_MAX_DATASET_MB = 25.0, 300.0
 DATASETS_SUBDIR, CLASS_IMAGES_SUBDIR = "datasets", "class_images"
 #: The trainer's default trigger word (its default instance prompt is ``a photo of sks <class>``).
 DEFAULT_TRIGGER = "sks"
+#: The trainer's class when a name gives none (``default_class_name`` of a name without letters).
+FALLBACK_CLASS = "object"
 MAX_NAME_CHARS = 64
 #: File-name stems that say nothing about the subject (camera and phone defaults).
 _CAMERA_STEMS = frozenset({"img", "image", "dsc", "dscn", "dcim", "pxl", "photo", "pic", "picture", "screenshot", "screen shot", "snapshot", "file", "upload", "mvimg", "gopr"})
@@ -74,7 +76,7 @@ def class_from_file_names(names: Sequence[str]) -> str:
     guesses = [default_class_name(Path(name).stem) for name in names if Path(name).stem]
     guesses = [guess for guess in guesses if guess.split(" ")[0] not in _CAMERA_STEMS]
     if not guesses:
-        return default_class_name("")
+        return FALLBACK_CLASS
     return Counter(guesses).most_common(1)[0][0]
 
 
@@ -82,7 +84,7 @@ def prompts_for(trigger: str, class_name: str) -> tuple[str, str]:
     """The trainer's default prompts for a trigger word and class: ``a photo of sks dog`` and
     ``a photo of a dog`` (see :mod:`dash_diffusion.data.dreambooth`)."""
     trigger = " ".join((trigger or DEFAULT_TRIGGER).split())
-    class_name = " ".join((class_name or "").split()) or default_class_name("")
+    class_name = " ".join((class_name or "").split()) or FALLBACK_CLASS
     return f"a photo of {trigger} {class_name}", f"a photo of a {class_name}"
 
 

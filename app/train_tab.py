@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 
 from dash_diffusion.data.dreambooth import default_class_name
 from dash_diffusion.errors import DashError
 
 from .datasets import DEFAULT_TRIGGER, MAX_PHOTOS, MIN_PHOTOS, DataFolder, check_photos, class_from_file_names, clean_name, prompts_for
 from .handlers import COMPARE_BASE, Handlers
+from .loss_plot import render_loss_curve
 from .train_presets import DEFAULT_PRESET, PRESETS, estimate
 from .train_requests import METHODS, check_request, make_config, run_name
 from .training_runs import RunManager, RunStatus
@@ -37,7 +37,6 @@ logger = logging.getLogger("app")
 POLL_SECONDS = 1.5
 TRAIN_GROUP = "train"
 PHASE_LABELS = {"lora": "LoRA warm-up", "dash": "LoRA-Dash", "plain": "LoRA"}
-PHASE_COLOURS = {"LoRA warm-up": "#94a3b8", "LoRA-Dash": "#4f46e5", "LoRA": "#0ea5e9"}
 STATE_WORDS = {
     "none": "no run yet", "starting": "starting (loading the model)", "running": "running", "stopping": "stopping (saving a checkpoint)",
     "stopped": "stopped", "finished": "finished", "failed": "failed",
@@ -58,17 +57,6 @@ def _photo_paths(photos: object) -> list[Path]:
             raise DashError(f"photos must be uploaded image files, got {type(item).__name__}")
         paths.append(Path(item))
     return paths
-
-
-def loss_frame(history: Sequence[dict[str, Any]], dash: bool) -> pd.DataFrame:
-    """Step, loss and phase label of every logged step (the LoRA -> LoRA-Dash switch changes colour)."""
-    rows = []
-    for record in history:
-        loss = record.get("loss")
-        if isinstance(loss, (int, float)):
-            phase = record.get("phase") if dash else "plain"
-            rows.append({"step": record["step"], "loss": float(loss), "phase": PHASE_LABELS.get(str(phase), str(phase))})
-    return pd.DataFrame(rows, columns=["step", "loss", "phase"])
 
 
 def selection_markdown(selection: object, selected_at: int | None) -> str:
@@ -122,10 +110,19 @@ def status_markdown(status: RunStatus, message: str = "") -> str:
     return "\n\n".join(lines)
 
 
+PROGRESS_COLOUR = "#6d28d9"
+
+
 def progress_html(status: RunStatus) -> str:
+    """A progress bar of the run's steps (a plain div, drawn the same by every browser)."""
     total = status.total or 0
     value = min(status.step, total) if total else 0
-    return f'<div id="train-progress-bar"><progress value="{value}" max="{max(total, 1)}" style="width:100%;height:18px"></progress></div>'
+    percent = 100.0 * value / total if total else 0.0
+    return (
+        f'<div id="train-progress-bar" role="progressbar" aria-valuenow="{value}" aria-valuemin="0" aria-valuemax="{total}" '
+        f'style="width:100%;height:14px;border-radius:7px;background:#e2e8f0;overflow:hidden">'
+        f'<div style="width:{percent:.1f}%;height:100%;background:{PROGRESS_COLOUR}"></div></div>'
+    )
 
 
 class TrainTab:
@@ -138,6 +135,7 @@ class TrainTab:
         self.base = base
         self.device = device
         self.default_resolution = default_resolution
+        self._curve: tuple[tuple, Any] = ((), None)  # the last loss curve drawn, by what it shows
 
     # ----- the work behind both the page and the API ------------------------------------------
     def start(self, photos: object, dataset: object, method: object, preset: object, options: object) -> tuple[RunStatus, str, str]:
@@ -278,6 +276,15 @@ class TrainTab:
         """New trigger word or class: the instance, class and validation prompts follow."""
         return self._prompt_updates(trigger, class_name or "object")[1:]
 
+    def loss_curve(self, status: RunStatus) -> Any:
+        """The run's loss curve (redrawn only when a step, the switch or the run changed)."""
+        if status.run is None:
+            return None
+        key = (status.run, len(status.history), status.history[-1]["step"] if status.history else 0, status.selected_at_step, status.total, status.method)
+        if self._curve[0] != key:
+            self._curve = (key, render_loss_curve(status.history, status.selected_at_step, status.total, status.method != "LoRA"))
+        return self._curve[1]
+
     def render(self, status: RunStatus, message: str = "", poll: bool = True) -> list[Any]:
         """Updates of the progress components for ``status`` (see :meth:`build` for their order)."""
         finished = status.state == "finished" and bool(status.adapter)
@@ -285,7 +292,7 @@ class TrainTab:
         return [
             status_markdown(status, message),
             progress_html(status),
-            loss_frame(status.history, status.method != "LoRA"),
+            self.loss_curve(status),
             selection_markdown(status.selection, status.selected_at_step) if status.method == "LoRA-Dash" else "",
             [(path, Path(path).stem) for path in status.validation_images[-12:]],
             gr.update(interactive=status.state in ("starting", "running")),
@@ -414,8 +421,8 @@ class TrainTab:
             self.resume_button = gr.Button("Resume", visible=False, elem_id="train-resume")
         self.status = gr.Markdown("", elem_id="train-status")
         self.progress = gr.HTML(progress_html(RunStatus()), elem_id="train-progress")
-        self.loss_plot = gr.LinePlot(loss_frame([], True), x="step", y="loss", color="phase", color_map=PHASE_COLOURS,
-                                     title="Training loss", height=260, elem_id="loss-plot", label="Training loss")
+        self.loss_plot = gr.Image(None, label="Training loss (amber: LoRA warm-up, green: LoRA-Dash)", type="pil", format="png",
+                                  interactive=False, show_label=False, elem_id="loss-plot", height=300)
         self.selection = gr.Markdown("", elem_id="train-selection")
         self.validation = gr.Gallery(label="Validation images", columns=4, height="auto", object_fit="contain", interactive=False, preview=False)
         with gr.Row():
@@ -443,7 +450,8 @@ class TrainTab:
         """Connect the tab's events, its API endpoints and the page load (``?tab=train`` opens the tab)."""
         outputs = self.progress_outputs
         group = {"concurrency_limit": 1, "concurrency_id": TRAIN_GROUP}
-        watch = {"concurrency_limit": 8, "concurrency_id": "train_status", "show_progress": "hidden"}
+        # polling reads a few small files: plain requests outside the queue, never waiting behind a render
+        watch = {"queue": False, "show_progress": "hidden"}
         estimate_inputs = [self.steps, self.resolution, self.prior, self.text_encoder]
         private = {"api_visibility": "private"}
 
@@ -490,4 +498,5 @@ class TrainTab:
             tab_update = gr.Tabs(selected=wanted) if wanted in ("generate", "compare", "inspect", "train") else gr.update()
             return [tab_update, gr.update(choices=self.data.datasets()), *self.render(status, poll=wanted == "train")]
 
-        demo.load(on_load, None, [tabs, self.dataset, *outputs], api_name="train_on_load", **private)
+        # outside the queue: a plain request, answered before a headless browser's screenshot is taken
+        demo.load(on_load, None, [tabs, self.dataset, *outputs], api_name="train_on_load", queue=False, **private)

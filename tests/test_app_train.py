@@ -32,6 +32,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: A run of a few seconds on the tiny model: 32 px, rank 2, s 3, t 2.
 TINY = {"resolution": 32, "rank": 2, "s": 3, "t": 2, "lr": 1e-3, "checkpoint_interval": 1000}
+#: Long enough for /train_stop to land after step 1 and well before the end (a step takes ~0.1 s).
+STOP_RUN_STEPS = 30
 ADAPTER_FILES = ("pytorch_lora_weights.safetensors", "lora_dash_kohya.safetensors", "dash_adapter.safetensors")
 
 
@@ -173,6 +175,9 @@ def test_run_from_uploaded_photos_gives_an_adapter_that_generates(client, world)
     second = train(client, world["photos"], options=options)
     assert second["ok"] is False and "still in progress" in second["message"] and "one run at a time" in second["message"]
     assert second["run"] == started["run"]
+    gallery, text = generate(client)
+    assert gallery and "1 image" in text, "generation keeps working while the trainer runs"
+    assert client.predict(api_name="/train_status")["state"] in ("starting", "running", "finished")
 
     status = wait_for(client, settled)
     assert status["state"] == "finished", status
@@ -201,31 +206,38 @@ def test_run_from_uploaded_photos_gives_an_adapter_that_generates(client, world)
 
 
 def test_stop_then_resume_ends_like_an_uninterrupted_run(client, world, tmp_path):
-    started = train(client, dataset="robot", method="LoRA-Dash", options={**TINY, "steps": 60})
+    started = train(client, dataset="robot", method="LoRA-Dash", options={**TINY, "steps": STOP_RUN_STEPS})
     assert started["ok"] is True, started["message"]
     assert "Dataset **robot**: 4 usable photos" in started["message"]
-    wait_for(client, lambda s: s["step"] >= 1 or settled(s), every=0.1)
-    stopping = client.predict(api_name="/train_stop")
-    assert stopping["ok"] is True and "stop requested" in stopping["message"]
-    stopped = wait_for(client, settled)
-    assert stopped["state"] == "stopped", stopped
-    assert 1 <= stopped["step"] < 60 and stopped["adapter"] is None
-    run = Path(stopped["folder"])
-    assert (run / f"checkpoint-{stopped['step']}").is_dir() and not (run / "STOP").exists()
-    assert not (run / "pytorch_lora_weights.safetensors").exists(), "a stopped run exports nothing"
-
-    resumed = client.predict(api_name="/train_resume")
-    assert resumed["ok"] is True and resumed["run"] == run.name and "resumed" in resumed["message"]
-    finished = wait_for(client, settled)
-    assert finished["state"] == "finished" and finished["step"] == 60, finished
-    steps = [json.loads(line)["step"] for line in (run / "logs" / "steps.jsonl").read_text().splitlines()]
-    assert steps == list(range(1, 61)), "every step is logged once"
-
+    run = Path(started["folder"])
+    # the same run.toml, uninterrupted, from the command line (in the background meanwhile)
     again = tmp_path / "uninterrupted"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1", "--dynamo_backend", "no",
                str(TRAINER_SCRIPT), "--config", str(run / "run.toml"), "--output_dir", str(again)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert result.returncode == 0, result.stderr[-2000:]
+    log = tmp_path / "uninterrupted.log"
+    with open(log, "wb") as output:
+        reference = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        wait_for(client, lambda s: s["step"] >= 1 or settled(s), every=0.1)
+        stopping = client.predict(api_name="/train_stop")
+        assert stopping["ok"] is True and "stop requested" in stopping["message"]
+        stopped = wait_for(client, settled)
+        assert stopped["state"] == "stopped", stopped
+        assert 1 <= stopped["step"] < STOP_RUN_STEPS and stopped["adapter"] is None
+        assert (run / f"checkpoint-{stopped['step']}").is_dir() and not (run / "STOP").exists()
+        assert not (run / "pytorch_lora_weights.safetensors").exists(), "a stopped run exports nothing"
+
+        resumed = client.predict(api_name="/train_resume")
+        assert resumed["ok"] is True and resumed["run"] == run.name and "resumed" in resumed["message"]
+        finished = wait_for(client, settled)
+        assert finished["state"] == "finished" and finished["step"] == STOP_RUN_STEPS, finished
+        steps = [json.loads(line)["step"] for line in (run / "logs" / "steps.jsonl").read_text().splitlines()]
+        assert steps == list(range(1, STOP_RUN_STEPS + 1)), "every step is logged once"
+        assert reference.wait(timeout=300) == 0, log.read_text()[-2000:]
+    finally:
+        if reference.poll() is None:
+            reference.kill()
+            reference.wait()
     mine, theirs = read_tensors(run), read_tensors(again)
     for name in ADAPTER_FILES:
         assert mine[name].keys() == theirs[name].keys(), name
@@ -238,3 +250,44 @@ def test_nothing_to_stop_or_resume_is_a_message(client):
     assert answer["ok"] is True and "nothing to stop" in answer["message"]
     answer = client.predict(api_name="/train_resume")
     assert answer["ok"] is False and "nothing to resume" in answer["message"]
+
+
+def test_page_handlers_fill_in_and_open_the_adapter(world, pipe, tmp_path):
+    """The Train tab's own events (not API endpoints), called in-process on the module's folders."""
+    from app.datasets import DataFolder
+    from app.engine import Engine
+    from app.handlers import COMPARE_BASE, Handlers
+    from app.library import AdapterLibrary
+    from app.train_presets import PRESETS
+    from app.train_tab import TrainTab
+    from app.training_runs import RunManager
+
+    handlers = Handlers(Engine(pipe, "builtin:tiny-sdxl"), AdapterLibrary(world["adapters"]), 2**20)
+    tab = TrainTab(RunManager(world["adapters"]), DataFolder(world["data"]), handlers, "builtin:tiny-sdxl", "cpu", 64)
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("text")
+    dogs = draw_photos(tmp_path / "upload", 3, stem="dog")
+    name, class_name, instance, klass, validation, note = tab.photos_changed([str(p) for p in [*dogs, fake]], "", "sks")
+    assert (name["value"], class_name, instance, klass) == ("dog", "dog", "a photo of sks dog", "a photo of a dog")
+    assert validation.startswith("a photo of sks dog") and "3 usable photos" in note and "unreadable: notes.jpg" in note
+    *_, note = tab.dataset_picked("../../etc", None, "sks")
+    assert "is refused" in note and "not a path" in note
+    _, class_name, instance, _, _, note = tab.dataset_picked("robot", None, "zwx")
+    assert (class_name, instance) == ("robot", "a photo of zwx robot") and "Dataset **robot**: 4 usable photos" in note
+    assert tab.prompts_changed("sks", "red car")[:2] == ["a photo of sks red car", "a photo of a red car"]
+    quick = tab.preset_values("quick", 32, False, False)
+    assert quick[:5] == [PRESETS["quick"].rank, PRESETS["quick"].directions, PRESETS["quick"].warmup_steps, PRESETS["quick"].steps, PRESETS["quick"].learning_rate]
+    assert "Estimated time" in quick[-1] and "measured on run" in quick[-1]
+    with pytest.warns(UserWarning, match="no photos given"):  # gr.Warning outside a request: a toast in the page
+        refused = tab.start_from_page(None, "", "sks", "", "", "", "LoRA-Dash", "quick", 2, 3, 2, 6, 1e-3, 32, False, False, False, False, "", 3, 1000)
+    assert "Could not start" in refused[2] and "no photos given" in refused[2]
+
+    last = tab.manager.status()
+    assert last.state == "finished"
+    tabs, prompt, *pickers = tab.open_generate(*[""] * 7)
+    assert tabs.selected == "generate" and prompt == "a photo of sks robot"
+    assert pickers[0]["value"] == last.run and last.run in [value for _, value in pickers[0]["choices"]]
+    tabs, prompt, mode, *pickers = tab.open_compare(*[""] * 7)
+    assert tabs.selected == "compare" and mode == COMPARE_BASE and pickers[0]["value"] == last.run
+    shown = tab.render(last)
+    assert shown[-2].active is False and shown[7]["visible"] is True, "a finished run stops polling and offers its buttons"
