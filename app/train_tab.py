@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.data_classes import ListFiles
+from pydantic import ValidationError
 
 from dash_diffusion.data.dreambooth import default_class_name
 from dash_diffusion.errors import DashError
@@ -42,6 +44,18 @@ STATE_WORDS = {
     "stopped": "stopped", "finished": "finished", "failed": "failed",
 }
 CONTEXT_SUFFIX = " on the beach"
+
+
+class CheckedListFiles(ListFiles):
+    """gradio's list-of-files payload, answering a malformed one (a bare path, a dict without gradio's
+    file marker) with a message instead of a pydantic traceback in the server log."""
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        try:
+            return ListFiles.model_validate(obj, *args, **kwargs)
+        except ValidationError:
+            raise gr.Error("photos must be a list of uploaded image files (gradio_client: [handle_file(path), ...])", print_exception=False) from None
 
 
 def _photo_paths(photos: object) -> list[Path]:
@@ -439,6 +453,8 @@ class TrainTab:
             self.api_options = gr.JSON(visible=False)
             self.api_result = gr.JSON(visible=False)
             self.api_buttons = {name: gr.Button(visible=False) for name in ("train", "train_status", "train_stop", "train_resume")}
+        for files in (self.photos, self.api_photos):
+            files.data_model = CheckedListFiles
 
     @property
     def progress_outputs(self) -> list[Any]:

@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 
 pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
 from test_app import generate, pixels, start_app  # noqa: E402
 
 from app.train_presets import estimate  # noqa: E402
@@ -145,6 +146,9 @@ def test_bad_photos_and_options_get_messages(client, world, tmp_path, capfd):
     datasets = world["data"] / "datasets"
     assert not [p for p in datasets.iterdir() if not p.name.startswith(".")], "nothing refused may be stored"
     assert not any(p.name.startswith(".upload-") for p in datasets.iterdir()), "no staging folder may be left"
+    for malformed in ("/etc/passwd", [{"path": str(good[0])}], 5):
+        with pytest.raises(AppError, match="photos must be a list of uploaded image files"):
+            client.predict(malformed, "", "LoRA-Dash", "quick", {}, api_name="/train")
     assert "Traceback" not in capfd.readouterr().err
 
 
@@ -218,7 +222,13 @@ def test_stop_then_resume_ends_like_an_uninterrupted_run(client, world, tmp_path
     with open(log, "wb") as output:
         reference = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        wait_for(client, lambda s: s["step"] >= 1 or settled(s), every=0.1)
+        early = client.predict(api_name="/train_stop")  # while the trainer still loads (it clears old STOP files)
+        assert early["ok"] is True and early["state"] in ("starting", "stopping"), early
+        stopped = wait_for(client, settled)
+        assert stopped["state"] == "stopped" and stopped["step"] < STOP_RUN_STEPS, stopped
+        assert client.predict(api_name="/train_resume")["ok"] is True
+
+        wait_for(client, lambda s: s["step"] > stopped["step"] or settled(s), every=0.1)
         stopping = client.predict(api_name="/train_stop")
         assert stopping["ok"] is True and "stop requested" in stopping["message"]
         stopped = wait_for(client, settled)

@@ -205,3 +205,14 @@ def test_a_crashing_trainer_is_reported_in_one_line(tmp_path):
     assert status.state == "failed", status
     assert "no-such-model" in status.error and "\n" not in status.error and "Traceback" not in status.error
     assert manager.active_run() is None
+
+
+def test_command_line_has_the_data_folder_and_photo_limits():
+    from app.cli import parse_args
+
+    args = parse_args([])
+    assert (args.data_dir, args.max_photo_mb, args.max_dataset_mb, args.host) == (None, 25.0, 300.0, "127.0.0.1")
+    args = parse_args(["--data_dir", "photos", "--max_photo_mb", "5"])
+    assert (args.data_dir, args.max_photo_mb) == ("photos", 5.0)
+    with pytest.raises(SystemExit):
+        parse_args(["--max_dataset_mb", "0"])
