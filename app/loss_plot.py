@@ -2,6 +2,7 @@
 
 The line is amber for the plain-LoRA warm-up and green once LoRA-Dash trains its selected directions;
 a dashed vertical line marks step t, where the directions were selected. A plain LoRA run is one blue line.
+From :data:`SMOOTH_FROM` steps on, the per-step losses are drawn faint under an exponential moving average.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ DASH_COLOUR = (5, 150, 105)  # emerald: LoRA-Dash (after step t)
 PLAIN_COLOUR = (2, 132, 199)  # sky: a plain LoRA run
 _INK, _MUTED, _GRID, _MARK = (31, 41, 55), (107, 114, 128), (229, 231, 235), (79, 70, 229)
 SIZE = (720, 280)
+#: From this many steps on, a smoothed line is drawn over the faint per-step one.
+SMOOTH_FROM = 20
 _LEFT, _RIGHT, _TOP, _BOTTOM = 58, 16, 34, 36
 
 
@@ -76,19 +79,36 @@ def render_loss_curve(history: Sequence[dict[str, Any]], selected_at_step: int |
             draw.line([x, y, x, min(y + 4, bottom)], fill=_MARK, width=1)
         label = f"directions selected (t = {switch})"
         draw.text((min(x + 4, right - _text_width(draw, label, font)), top + 3), label, fill=_MARK, font=font)
-    for (s0, l0), (s1, l1) in zip(points, points[1:]):
-        colour = PLAIN_COLOUR if not dash else (DASH_COLOUR if switch is not None and s1 > switch else WARMUP_COLOUR)
-        draw.line([x_of(s0), y_of(l0), x_of(s1), y_of(l1)], fill=colour, width=2)
+    def colour_of(step: int) -> tuple[int, int, int]:
+        return PLAIN_COLOUR if not dash else (DASH_COLOUR if switch is not None and step > switch else WARMUP_COLOUR)
+
+    smooth = len(points) >= SMOOTH_FROM
+    for (s0, l0), (s1, l1) in zip(points, points[1:]):  # every step; faint under the smoothed line
+        draw.line([x_of(s0), y_of(l0), x_of(s1), y_of(l1)], fill=_tint(colour_of(s1)) if smooth else colour_of(s1), width=1 if smooth else 2)
+    if smooth:
+        weight = min(0.5, 10.0 / len(points))  # an EMA over about a tenth of the steps so far
+        moment, previous = 0.0, None
+        for count, (step, loss) in enumerate(points, start=1):
+            moment += weight * (loss - moment)
+            average = moment / (1 - (1 - weight) ** count)  # without the pull towards 0 of its start
+            if previous is not None:
+                draw.line([x_of(previous[0]), y_of(previous[1]), x_of(step), y_of(average)], fill=colour_of(step), width=2)
+            previous = (step, average)
     if len(points) == 1:
         step, loss = points[0]
         colour = PLAIN_COLOUR if not dash else WARMUP_COLOUR
         draw.ellipse([x_of(step) - 3, y_of(loss) - 3, x_of(step) + 3, y_of(loss) + 3], fill=colour)
     legend = [("LoRA", PLAIN_COLOUR)] if not dash else [("LoRA warm-up", WARMUP_COLOUR), ("LoRA-Dash", DASH_COLOUR)]
-    x = right - 8
-    for label, colour in reversed(legend):
-        x -= _text_width(draw, label, font)
-        draw.text((x, 10), label, fill=_INK, font=font)
-        x -= 18
+    x = _LEFT + _text_width(draw, "Training loss", title_font) + 28  # beside the title, clear of the image's toolbar
+    for label, colour in legend:
         draw.line([x, 17, x + 14, 17], fill=colour, width=3)
-        x -= 12
+        draw.text((x + 18, 10), label, fill=_INK, font=font)
+        x += 18 + _text_width(draw, label, font) + 16
+    if smooth:
+        draw.text((x, 10), "(faint: every step; bold: smoothed)", fill=_MUTED, font=font)
     return image
+
+
+def _tint(colour: tuple[int, int, int], amount: float = 0.6) -> tuple[int, int, int]:
+    """``colour`` mixed with white."""
+    return tuple(round(c + (255 - c) * amount) for c in colour)  # type: ignore[return-value]

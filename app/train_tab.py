@@ -308,7 +308,7 @@ class TrainTab:
             progress_html(status),
             self.loss_curve(status),
             selection_markdown(status.selection, status.selected_at_step) if status.method == "LoRA-Dash" else "",
-            [(path, Path(path).stem) for path in status.validation_images[-12:]],
+            [(path, Path(path).stem.replace("step-", "step ").replace("-", " #")) for path in reversed(status.validation_images[-12:])],
             gr.update(interactive=status.state in ("starting", "running")),
             gr.update(visible=resumable),
             gr.update(visible=finished),
@@ -438,7 +438,7 @@ class TrainTab:
         self.loss_plot = gr.Image(None, label="Training loss (amber: LoRA warm-up, green: LoRA-Dash)", type="pil", format="png",
                                   interactive=False, show_label=False, elem_id="loss-plot", height=300)
         self.selection = gr.Markdown("", elem_id="train-selection")
-        self.validation = gr.Gallery(label="Validation images", columns=4, height="auto", object_fit="contain", interactive=False, preview=False)
+        self.validation = gr.Gallery(label="Validation images (newest first)", columns=4, height="auto", object_fit="contain", interactive=False, preview=False)
         with gr.Row():
             self.use_button = gr.Button("Use in Generate", visible=False, variant="primary", elem_id="train-use")
             self.compare_button = gr.Button("Compare with the base model", visible=False, elem_id="train-compare")
@@ -512,7 +512,9 @@ class TrainTab:
             wanted = (request.query_params.get("tab") if request is not None else None) or ""
             status = self.manager.status()
             tab_update = gr.Tabs(selected=wanted) if wanted in ("generate", "compare", "inspect", "train") else gr.update()
-            return [tab_update, gr.update(choices=self.data.datasets()), *self.render(status, poll=wanted == "train")]
+            preset = PRESETS[DEFAULT_PRESET]  # what the page starts with: the estimate may now be measured
+            guess = self.estimate_markdown(preset.steps, self.default_resolution, False, False)
+            return [tab_update, gr.update(choices=self.data.datasets()), guess, *self.render(status, poll=wanted == "train")]
 
         # outside the queue: a plain request, answered before a headless browser's screenshot is taken
-        demo.load(on_load, None, [tabs, self.dataset, *outputs], api_name="train_on_load", queue=False, **private)
+        demo.load(on_load, None, [tabs, self.dataset, self.estimate, *outputs], api_name="train_on_load", queue=False, **private)
