@@ -28,7 +28,7 @@ test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 app: $(STAMP)
-	$(PY) -m app --base builtin:tiny-sdxl --adapters_dir outputs
+	$(PY) -m app --base builtin:mini-sdxl --adapters_dir outputs
 
 bench: $(STAMP)
 	$(PY) benchmarks/layer_overhead.py

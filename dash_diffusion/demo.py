@@ -11,10 +11,10 @@
    how much each set looks like the training photos (mean cosine similarity of instance embeddings,
    the role DINO plays in DreamBooth's protocol). No GPU and no download needed.
 
-On ``builtin:tiny-sdxl`` (random weights, the default until the pretrained ``builtin:mini-sdxl`` ships)
-this checks the whole path from photos to a stock pipeline, but its pictures are noise and the scores
-say nothing; on ``builtin:mini-sdxl``, pretrained on a world that never showed this robot, they show
-whether the subject was learned.
+On ``builtin:mini-sdxl`` (the default), pretrained on a world that never showed this robot, the pictures
+and scores show how far the subject was learned; ``--model builtin:tiny-sdxl`` (random weights) checks the
+same path from photos to a stock pipeline in less time, but its pictures are noise and its scores say
+nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"builtin:tiny-sdxl": 64, "builtin:mini-sdxl": 128}
 """The built-in models the demo runs on, with their native resolution."""
-DEFAULT_MODEL = "builtin:tiny-sdxl"
+DEFAULT_MODEL = "builtin:mini-sdxl"
 SAMPLES = ROOT / "samples" / "robot"
 SCENES = ("beach", "snow", "night", "underwater")
 SEEDS = (0, 1)
