@@ -18,6 +18,15 @@
    robot`` means a robot of any colour anywhere, as a DreamBooth class prompt needs). An exponential
    moving average of the UNet weights is what gets exported.
 
+``--init_from FOLDER`` continues from an exported pipeline (the shipped ``weights/``, say) instead of
+random weights: its VAE, scaling factor and text encoders are kept (stage 1 is skipped), the latents are
+encoded with that VAE and the UNet stage starts from its weights with a fresh optimizer, for
+``--unet_steps`` more steps. With ``--init_parts vae`` only the VAE (and its scaling factor) comes from
+the folder and the UNet and text encoders start from random weights: a new UNet on a trained VAE, which
+saves stage 1. ``--final_lr_fraction`` below 1 lowers the UNet's learning rate on a
+half-cosine after warm-up, ``lr(k) = lr * (f + (1 - f) (1 + cos(pi k / K)) / 2)``, to end a run on
+sharper weights than a constant rate leaves.
+
 Every stage saves its state atomically every ``--checkpoint_every`` steps and resumes from it when run
 again with the same ``--work_dir``; the same seed gives the same model. Raising ``--vae_steps`` or
 ``--unet_steps`` continues the stage; the latent cache and the UNet state are kept per VAE step count,
@@ -73,6 +82,9 @@ class PretrainConfig:
     uncond_probability: float = 0.1
     caption_dropout: float = 0.15
     checkpoint_every: int = 100
+    init_from: str = ""
+    init_parts: str = "all"
+    final_lr_fraction: float = 1.0
 
 
 def to_tensor(images: list) -> torch.Tensor:
@@ -86,6 +98,21 @@ def random_crops(pixels: torch.Tensor, size: int, rng: np.random.Generator) -> t
     limit = pixels.shape[-1] - size + 1
     corners = rng.integers(0, limit, size=(pixels.shape[0], 2))
     return torch.stack([image[:, y : y + size, x : x + size] for image, (y, x) in zip(pixels, corners)])
+
+
+def unet_learning_rate(step: int, config: PretrainConfig) -> float:
+    """Linear warm-up over ``warmup_steps``, then a half-cosine from ``unet_lr`` down to
+    ``unet_lr * final_lr_fraction`` at ``unet_steps`` (constant when the fraction is 1)."""
+    warmup = min(1.0, (step + 1) / config.warmup_steps)
+    progress = min(1.0, max(0.0, (step - config.warmup_steps) / max(1, config.unet_steps - config.warmup_steps)))
+    fraction = config.final_lr_fraction + (1.0 - config.final_lr_fraction) * 0.5 * (1.0 + np.cos(np.pi * progress))
+    return config.unet_lr * warmup * float(fraction)
+
+
+def stage_tag(config: PretrainConfig) -> str:
+    """Names the VAE the latents and the UNet state belong to: its step count, or ``init`` when the
+    VAE came from ``--init_from``."""
+    return "init" if config.init_from else f"vae{config.vae_steps}"
 
 
 def train_vae(vae, config: PretrainConfig, work: Path) -> int:
@@ -128,7 +155,7 @@ def set_scaling_factor(vae, config: PretrainConfig) -> float:
 def encode_dataset(vae, config: PretrainConfig, work: Path, chunk: int = 1000) -> dict[str, torch.Tensor | list[str]]:
     """Stage 2: latent means, stds (float16) and captions of ``config.images`` scenes, cached in chunks."""
     vae.eval()
-    folder = work / f"latents-vae{config.vae_steps}"  # a VAE trained further makes new latents
+    folder = work / f"latents-{stage_tag(config)}"  # a VAE trained further makes new latents
     folder.mkdir(parents=True, exist_ok=True)
     parts = []
     for start in range(0, config.images, chunk):
@@ -169,7 +196,7 @@ def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Pat
     models = {"unet": pipeline.unet, "text_encoder": pipeline.text_encoder, "text_encoder_2": pipeline.text_encoder_2}
     params = [p for model in models.values() for p in model.parameters()]
     optimizer = torch.optim.AdamW(params, lr=config.unet_lr, weight_decay=1e-2)
-    state_path = work / f"unet-vae{config.vae_steps}.pt"  # a UNet belongs to the latents of one VAE
+    state_path = work / f"unet-{stage_tag(config)}.pt"  # a UNet belongs to the latents of one VAE
     step, _ = load_stage(state_path, {**models, "ema_unet": ema_unet}, optimizer, rng)
     prompts = all_prompts()
     tokens = [tokenizer(prompts, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids for tokenizer in (pipeline.tokenizer, pipeline.tokenizer_2)]
@@ -192,7 +219,7 @@ def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Pat
         prediction = pipeline.unet(scheduler.add_noise(latents, noise, timesteps), timesteps, encoder_hidden_states=embeds, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids.expand(config.unet_batch, -1)}).sample
         loss = diffusion_loss(prediction, training_target(scheduler, latents, noise, timesteps), timesteps, scheduler, config.snr_gamma)
         for group in optimizer.param_groups:
-            group["lr"] = config.unet_lr * min(1.0, (step + 1) / config.warmup_steps)
+            group["lr"] = unet_learning_rate(step, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -230,7 +257,9 @@ def pretrain(config: PretrainConfig) -> Path:
     record = json.loads(record_path.read_text()) if record_path.is_file() else {"stages": {}}
     # every invocation's options, in order: a run continued with other options is reproduced by repeating them
     record["runs"] = record.get("runs", [record.pop("config")] if "config" in record else []) + [asdict(config)]
-    pipeline = build_mini_sdxl_pipeline(vocabulary(), seed=config.seed)
+    pipeline = initial_pipeline(config)
+    if config.init_from:
+        record["init_from"] = {"folder": str(Path(config.init_from).absolute()), "pretraining": read_record(Path(config.init_from))}
 
     def timed(stage: str, run) -> None:
         begin = time.perf_counter()
@@ -239,8 +268,11 @@ def pretrain(config: PretrainConfig) -> Path:
         entry.update(steps=steps, seconds=entry["seconds"] + time.perf_counter() - begin)
         record_path.write_text(json.dumps({**record, "machine": machine()}, indent=2))
 
-    timed("vae", lambda: train_vae(pipeline.vae, config, work))
-    record["scaling_factor"] = set_scaling_factor(pipeline.vae, config)
+    if config.init_from:
+        record["scaling_factor"] = pipeline.vae.config.scaling_factor
+    else:
+        timed("vae", lambda: train_vae(pipeline.vae, config, work))
+        record["scaling_factor"] = set_scaling_factor(pipeline.vae, config)
     data: dict = {}
     timed("latents", lambda: len(data.update(encode_dataset(pipeline.vae, config, work)) or data["captions"]))
     ema_unet = copy.deepcopy(pipeline.unet).requires_grad_(False)
@@ -248,6 +280,38 @@ def pretrain(config: PretrainConfig) -> Path:
     pipeline.unet = ema_unet
     record["session_seconds"] = time.perf_counter() - started
     return export(pipeline, Path(config.out), {**record, "machine": machine()})
+
+
+def initial_pipeline(config: PretrainConfig):
+    """Random weights from ``config.seed``, or the float32 pipeline in ``config.init_from`` (only its VAE
+    when ``config.init_parts`` is ``"vae"``)."""
+    fresh = build_mini_sdxl_pipeline(vocabulary(), seed=config.seed)
+    if not config.init_from:
+        return fresh
+    if config.init_parts not in INIT_PARTS:
+        raise ValueError(f"--init_parts {config.init_parts!r} is not one of {', '.join(INIT_PARTS)}")
+    from diffusers import StableDiffusionXLPipeline
+
+    folder = Path(config.init_from)
+    if not (folder / "model_index.json").is_file():
+        raise FileNotFoundError(f"--init_from {folder} is not a diffusers pipeline folder (no model_index.json); pass an exported mini-sdxl folder")
+    pipeline = StableDiffusionXLPipeline.from_pretrained(folder)
+    for model in (pipeline.unet, pipeline.vae, pipeline.text_encoder, pipeline.text_encoder_2):
+        model.float().requires_grad_(True)
+    if config.init_parts == "vae":
+        fresh.vae = pipeline.vae
+        return fresh
+    return pipeline
+
+
+INIT_PARTS = ("all", "vae")
+"""What ``--init_from`` takes from its folder: every model, or only the VAE."""
+
+
+def read_record(folder: Path) -> dict:
+    """The ``pretraining.json`` of an exported folder (empty when it has none)."""
+    path = folder / "pretraining.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def export(pipeline, out: Path, record: dict) -> Path:
@@ -283,12 +347,15 @@ def snapshot(config: PretrainConfig) -> Path:
     """Export what an unfinished run has saved so far (VAE and the UNet's moving average), without
     training, to look at it mid-way; ``pretraining.json`` says at which steps."""
     work = Path(config.work_dir)
-    pipeline = build_mini_sdxl_pipeline(vocabulary(), seed=config.seed)
-    vae_step = load_models(work / "vae.pt", {"vae": pipeline.vae})
-    factor = set_scaling_factor(pipeline.vae, config)
+    pipeline = initial_pipeline(config)
+    if config.init_from:
+        vae_step, factor = "init_from", pipeline.vae.config.scaling_factor
+    else:
+        vae_step = load_models(work / "vae.pt", {"vae": pipeline.vae})
+        factor = set_scaling_factor(pipeline.vae, config)
     ema_unet = copy.deepcopy(pipeline.unet)
     models = {"unet": pipeline.unet, "text_encoder": pipeline.text_encoder, "text_encoder_2": pipeline.text_encoder_2, "ema_unet": ema_unet}
-    unet_step = load_models(work / f"unet-vae{config.vae_steps}.pt", models)
+    unet_step = load_models(work / f"unet-{stage_tag(config)}.pt", models)
     pipeline.unet = ema_unet
     record = {"snapshot": {"vae_step": vae_step, "unet_step": unet_step}, "scaling_factor": factor, "machine": machine()}
     return export(pipeline, Path(config.out), record)
@@ -305,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     look = options.pop("snapshot")
     try:
         out = (snapshot if look else pretrain)(PretrainConfig(**options))
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"mini-sdxl written to {out}")

@@ -3,7 +3,9 @@
 The demo subject is the toy robot of ``samples/robot``: a teal robot with a round body, a boxy head, an
 antenna with an orange ball and a yellow star on its chest. The training split never contains a teal
 robot with a star emblem (teal robots with other emblems and star emblems on other robots are fine),
-so the class is known to the model but the subject is new, as in DreamBooth.
+so the class is known to the model but the subject is new, as in DreamBooth. Nor does it contain the
+mini-DreamBench's other held-out instances (:data:`~.subjects.SUBJECTS`: a (class, colour, variant)
+each): such a draw gets another shape variant.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 
 from .heldout import HELDOUT, HELDOUT_ORDER
 from .scene import ARM_POSES, BACKDROPS, BODY_SHAPES, EMBLEMS, HEAD_SHAPES, VARIANTS, Scene
+from .subjects import SUBJECTS, other_variant
 from .vocab import CLASSES, COLOURS, SCENES
 
 SPLITS: tuple[str, ...] = ("train", "heldout")
@@ -69,7 +72,7 @@ def _robot_parts(rng: np.random.Generator, colour: str) -> dict:
 def sample_scene(rng: np.random.Generator, split: str = "train") -> Scene:
     """A random scene: uniform class, colour and scene, then uniform drawing parameters.
 
-    ``"train"`` never yields a :data:`HELDOUT` combination nor the demo subject's instance;
+    ``"train"`` never yields a :data:`HELDOUT` combination nor a held-out instance (:data:`SUBJECTS`);
     ``"heldout"`` yields only :data:`HELDOUT` combinations (uniformly).
     """
     if split == "train":
@@ -85,6 +88,10 @@ def sample_scene(rng: np.random.Generator, split: str = "train") -> Scene:
     params = _placement(rng)
     if obj == "robot":
         params.update(_robot_parts(rng, colour))
+    elif split == "train":
+        for subject in SUBJECTS.values():
+            if (subject.object, subject.colour) == (obj, colour) and not subject.parts:
+                params["variant"] = other_variant(rng, params["variant"], VARIANTS, subject.variant)
     return Scene(obj, colour, scene, **params)
 
 
