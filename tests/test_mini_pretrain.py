@@ -106,3 +106,29 @@ def test_snapshot_exports_an_unfinished_run_and_replaces_the_old_export(tmp_path
     assert record["snapshot"] == {"vae_step": 2, "unet_step": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "work"], "no staging folder is left behind"
     assert main(["--work_dir", str(tmp_path / "empty"), "--out", str(tmp_path / "x"), "--snapshot"]) == 2
+
+
+def test_init_from_continues_an_exported_model_or_takes_only_its_vae(tmp_path):
+    from diffusers import StableDiffusionXLPipeline
+
+    torch.set_num_threads(1)
+    first = pretrain(small(tmp_path / "a"))
+    shipped = StableDiffusionXLPipeline.from_pretrained(str(first))
+    whole = pretrain(small(tmp_path / "b", init_from=str(first), unet_steps=0))
+    vae_only = pretrain(small(tmp_path / "c", init_from=str(first), init_parts="vae", unet_steps=0))
+    with_vae, fresh = (StableDiffusionXLPipeline.from_pretrained(str(path)) for path in (whole, vae_only))
+    same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))  # noqa: E731
+    assert same(with_vae.unet, shipped.unet) and same(with_vae.text_encoder, shipped.text_encoder)
+    assert same(fresh.vae, shipped.vae) and not same(fresh.unet, shipped.unet)
+    assert fresh.vae.config.scaling_factor == shipped.vae.config.scaling_factor
+    record = json.loads((vae_only / "pretraining.json").read_text())
+    assert "vae" not in record["stages"] and record["init_from"]["pretraining"]["stages"]["unet"]["steps"] == 3
+
+
+def test_unet_learning_rate_warms_up_then_follows_a_half_cosine():
+    from dash_diffusion.models.mini.pretrain import unet_learning_rate
+
+    config = PretrainConfig(unet_lr=1.0, warmup_steps=10, unet_steps=110, final_lr_fraction=0.1)
+    assert unet_learning_rate(0, config) == 0.1 and unet_learning_rate(9, config) == 1.0
+    assert abs(unet_learning_rate(60, config) - 0.55) < 1e-9 and abs(unet_learning_rate(110, config) - 0.1) < 1e-9
+    assert unet_learning_rate(50, PretrainConfig(unet_lr=1.0, warmup_steps=10)) == 1.0  # fraction 1: constant

@@ -107,6 +107,22 @@ def test_train_split_never_shows_the_subject_nor_a_heldout_combination(train_sce
         assert (scene.object, scene.colour, scene.scene) not in HELDOUT
 
 
+def test_train_split_never_draws_a_held_out_subject_instance(train_scenes: list[Scene]) -> None:
+    # the mini-DreamBench's subjects must be new to the pretrained model, as DreamBooth's are
+    from dash_diffusion.models.world import SUBJECTS, held_out_instance
+
+    assert len(SUBJECTS) >= 7 and len({s.object for s in SUBJECTS.values()}) == len(SUBJECTS)
+    assert not any(held_out_instance(scene) for scene in train_scenes)
+    rng = np.random.default_rng(3)
+    for subject in SUBJECTS.values():
+        placement = {"size": 0.6, "x": 0.5, "turn": float(rng.uniform(-1, 1))}
+        drawn = subject.scene("beach", placement)
+        assert subject.matches(drawn) and held_out_instance(drawn) == subject
+        # the class, its colour and every shape variant still appear in training, only not together
+        same = [s for s in train_scenes if (s.object, s.colour) == (subject.object, subject.colour)]
+        assert same and (subject.parts or {s.variant for s in train_scenes if s.object == subject.object} == set(range(3)))
+
+
 def test_heldout_split_only_shows_heldout_combinations() -> None:
     scenes = _scenes(500, "heldout", seed=9)
     assert all((s.object, s.colour, s.scene) in HELDOUT for s in scenes)
