@@ -25,7 +25,7 @@ from test_app import make_dash_adapter, start_app
 from test_app_train import draw_photos, files, settled, wait_for
 
 from app.loss_plot import DASH_COLOUR, WARMUP_COLOUR
-from app.train_tab import PROGRESS_COLOUR
+from app.train_view import PROGRESS_COLOUR
 from app.training_runs import LAUNCH_RECORD, RUN_STATE, pid_alive
 from app.ui import TITLE
 from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline
