@@ -13,6 +13,11 @@ protocol's data), :mod:`.preprocess` and :mod:`.features` (embedders), :mod:`.me
 functions), :mod:`.generation`, :mod:`.scores` and :mod:`.summary`, :mod:`.report` and :mod:`.grid`
 (outputs), :mod:`.subject`, :mod:`.describe` and :mod:`.record` (``run.json``), :mod:`.config`, :mod:`.runner`,
 :mod:`.cli` and :mod:`.tiny_features` (random feature models for offline smoke tests).
+
+``--judges world`` scores adapters of ``builtin:mini-sdxl`` on a held-out subject of the procedural world
+with the project's judges instead (subject fidelity, whole-image similarity and prompt fidelity in the
+roles of DINO, CLIP-I and CLIP-T, on the subject's 13 world prompts): :mod:`.world_runner`,
+:mod:`.world_report` and :mod:`.world_bench`, whose mini-DreamBench shares the scoring.
 """
 
 from __future__ import annotations

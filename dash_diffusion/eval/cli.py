@@ -13,7 +13,7 @@ from typing import Sequence
 from dash_diffusion.cli_runner import run_cli
 from dash_diffusion.errors import DashError
 
-from .config import CLIP_T_TEXTS, DEFAULT_BASE, EvalConfig, parse_adapter
+from .config import CLIP_T_TEXTS, DEFAULT_BASE, JUDGES, EvalConfig, parse_adapter
 from .features import DEFAULT_CLIP_MODEL, DEFAULT_DINO_MODEL
 from .generation import DTYPES
 from .prompts import DEFAULT_TOKEN, KINDS
@@ -33,13 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--reference", default=None, help="Adapter the others are compared with image by image (default: the first).")
     model.add_argument("--dino_model", default=DEFAULT_DINO_MODEL, help="DINO ViT (hub id or local folder).")
     model.add_argument("--clip_model", default=DEFAULT_CLIP_MODEL, help="CLIP model (hub id or local folder).")
+    model.add_argument("--judges", choices=JUDGES, default="dino_clip", help="dino_clip: DINO, CLIP-I, CLIP-T on the 25 prompts; world: the project's world judges (subject fidelity, whole-image similarity, prompt fidelity) on a held-out world subject's prompts, for builtin:mini-sdxl at --resolution 128.")
+    model.add_argument("--world_subject", default=None, help="With --judges world: the held-out world subject the adapters learned (robot, dotted_ball, ...); --subject_dir holds its reference photos (python -m dash_diffusion.eval.world_bench.photos_cli writes them).")
     subject = parser.add_argument_group("subject and prompts")
     subject.add_argument("--subject_dir", required=True, help="Folder of the subject's real photos (the instance images).")
     subject.add_argument("--class_name", default=None, help="Class noun; default from the folder name (DreamBooth table, e.g. berry_bowl -> bowl).")
     subject.add_argument("--token", default=DEFAULT_TOKEN, help="Unique identifier the adapters were trained with.")
     subject.add_argument("--kind", choices=KINDS, default=None, help="Prompt list; default live for cat/dog classes, object otherwise.")
     subject.add_argument("--clip_t_text", choices=CLIP_T_TEXTS, default="class", help="CLIP-T text: prompt without the identifier (class) or the full prompt.")
-    subject.add_argument("--prompts", default="all", help="'all' (25) or the first N prompts, for quick runs.")
+    subject.add_argument("--prompts", default="all", help="'all' (25) or the first N prompts, for quick runs (with --judges world: all 13 or N spread over scenes, colours and combinations).")
     subject.add_argument("--num_images", type=int, default=4, help="Images per prompt and row.")
     sampling = parser.add_argument_group("sampling")
     sampling.add_argument("--steps", type=int, default=50, help="Inference steps.")
@@ -73,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def job() -> str:
         config = parse_config(argv)
+        if config.judges == "world":
+            from .world_runner import run_world
+
+            return f"results written to {run_world(config).files['results']}"
         from .runner import run  # heavy imports only once the options are known to be valid
 
         return f"results written to {run(config).files['results']}"

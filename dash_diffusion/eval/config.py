@@ -16,6 +16,10 @@ from .prompts import DEFAULT_TOKEN, KINDS, OBJECT_PROMPTS, select_prompts
 DEFAULT_BASE = "stabilityai/stable-diffusion-xl-base-1.0"
 BASE_ROW = "base"
 CLIP_T_TEXTS = ("class", "full")
+JUDGES = ("dino_clip", "world")
+"""``dino_clip``: DreamBooth's DINO, CLIP-I and CLIP-T (real photos, SDXL); ``world``: the project's world
+judges on a held-out subject of the procedural world (``builtin:mini-sdxl``, :mod:`.world_runner`)."""
+WORLD_RESOLUTION = 128
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -48,6 +52,8 @@ class EvalConfig:
     dtype: str = "auto"
     grid_cell: int = 256
     overwrite: bool = False
+    judges: str = "dino_clip"
+    world_subject: str | None = None
 
     def __post_init__(self) -> None:
         self.adapters = [tuple(pair) for pair in self.adapters]  # type: ignore[misc]
@@ -75,7 +81,12 @@ class EvalConfig:
             raise DashError(f"--dtype {self.dtype!r} is not valid: use one of {', '.join(DTYPES)}")
         if not self.token.strip() or " " in self.token.strip():
             raise DashError(f"--token {self.token!r} must be one word, e.g. sks")
-        select_prompts(OBJECT_PROMPTS, self.prompts)  # both lists have 25 prompts
+        if self.judges not in JUDGES:
+            raise DashError(f"--judges {self.judges!r} is not valid: use one of {', '.join(JUDGES)}")
+        if self.judges == "world":
+            self._check_world()
+        else:
+            select_prompts(OBJECT_PROMPTS, self.prompts)  # both lists have 25 prompts
         _positive("num_images", self.num_images, SEED_STRIDE)
         _positive("steps", self.steps)
         _positive("batch_size", self.batch_size)
@@ -86,6 +97,18 @@ class EvalConfig:
             raise DashError(f"--guidance {self.guidance} must be >= 0")
         if self.seed < 0:
             raise DashError(f"--seed {self.seed} must be >= 0")
+
+    def _check_world(self) -> None:
+        """The options ``--judges world`` needs: a held-out subject, 128 px, a valid prompt count."""
+        from .world_bench.photos import subject_named
+        from .world_bench.prompts import subject_prompts
+
+        if not self.world_subject:
+            raise DashError("--judges world needs --world_subject NAME, the held-out world subject the adapters learned (e.g. dotted_ball)")
+        subject_named(self.world_subject)
+        if self.resolution != WORLD_RESOLUTION:
+            raise DashError(f"--judges world scores {WORLD_RESOLUTION} px pictures of the world: pass --resolution {WORLD_RESOLUTION} (builtin:mini-sdxl's size)")
+        select_prompts(tuple(prompt.text for prompt in subject_prompts(self.world_subject, self.token.strip())), self.prompts)
 
     def rows(self) -> list[tuple[str, str | None]]:
         """The evaluated rows in order: the base model (unless ``no_base``), then each adapter."""

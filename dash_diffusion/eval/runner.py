@@ -49,7 +49,8 @@ class EvalResult:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def _check_outputs(config: EvalConfig) -> Path:
+def check_outputs(config: EvalConfig) -> Path:
+    """The output folder, refused when it is a file or already holds a run (unless ``--overwrite``)."""
     out = Path(config.output_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise DashError(f"--output_dir '{out}' is a file: pass a folder")
@@ -58,14 +59,15 @@ def _check_outputs(config: EvalConfig) -> Path:
     return out
 
 
-def _check_adapters(config: EvalConfig) -> None:
+def check_adapters(config: EvalConfig) -> None:
+    """Fail early (one line) for an adapter path that is not a LoRA file or trainer output folder."""
     from dash_diffusion.formats.pipeline_adapters import adapter_file
 
     for _, path in config.adapters:
         adapter_file(path)
 
 
-def _use_row(pipe: Any, path: str | None) -> dict[str, Any]:
+def use_row(pipe: Any, path: str | None) -> dict[str, Any]:
     """Apply one adapter at weight 1 (or none for the base row) and describe what was loaded."""
     from dash_diffusion.formats.pipeline_adapters import apply_adapters, clear_adapters
 
@@ -126,9 +128,9 @@ def _text_embeddings(clip: Any, jobs: Sequence[ImageJob]) -> np.ndarray:
 def run(config: EvalConfig) -> EvalResult:
     """Run the whole protocol described in the module docstring and return its results."""
     started = time.perf_counter()
-    out = _check_outputs(config)
+    out = check_outputs(config)
     subject = load_subject(config.subject_dir, config.class_name, config.kind)
-    _check_adapters(config)
+    check_adapters(config)
     templates = prompt_templates(subject.kind)
     indices = select_prompts(templates, config.prompts)
     jobs = plan_jobs(templates, indices, config.num_images, config.token, subject.class_name, config.seed, config.clip_t_text)
@@ -157,7 +159,7 @@ def run(config: EvalConfig) -> EvalResult:
     files: dict[str, Path] = {}
     for name, path in config.rows():
         tick = time.perf_counter()
-        row = {"name": name, **_use_row(pipe, path)}
+        row = {"name": name, **use_row(pipe, path)}
         images: dict[tuple[int, int], Image.Image] = {}
         saved: list[str] = []
         for job, image in generate(pipe, jobs, config.steps, config.guidance, config.resolution, config.batch_size):
