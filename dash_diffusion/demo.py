@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="outputs/demo")
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODELS), help=f"built-in base model (default {DEFAULT_MODEL})")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--warmup", type=int, default=100)
     args = parser.parse_args(argv)
     output_dir = Path(args.output_dir).resolve()

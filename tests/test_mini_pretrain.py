@@ -58,6 +58,33 @@ def test_pretraining_resumes_to_the_same_model_and_loads_in_stock_diffusers(tmp_
     assert image.size == (RESOLUTION, RESOLUTION)
 
 
+def test_a_killed_invocation_keeps_its_training_time_in_the_record(tmp_path, monkeypatch):
+    # bug: pretraining.json added a stage's seconds only when the stage finished, so the time of an
+    # invocation killed mid-stage (a continued long run) was lost from the record
+    import dash_diffusion.models.mini.pretrain as module
+
+    torch.set_num_threads(1)
+    real_save = module.save_stage
+    saved_seconds = []
+
+    def save_then_die(path, step, models, optimizer, rng, extra=None):
+        real_save(path, step, models, optimizer, rng, extra)
+        if path.name.startswith("unet") and step == 2:
+            saved_seconds.append(extra["seconds"])
+            raise KeyboardInterrupt  # killed right after the step-2 checkpoint
+
+    monkeypatch.setattr(module, "save_stage", save_then_die)
+    try:
+        pretrain(small(tmp_path))
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(module, "save_stage", real_save)
+    out = pretrain(small(tmp_path))
+    record = json.loads((out / "pretraining.json").read_text())
+    assert saved_seconds and saved_seconds[0] > 0
+    assert record["stages"]["unet"]["steps"] == 3 and record["stages"]["unet"]["seconds"] > saved_seconds[0]
+
+
 def test_continued_vae_stage_uses_the_new_learning_rate(tmp_path):
     # bug: the saved optimizer state carried the old rate, so continuing with another --vae_lr kept it
     from pathlib import Path

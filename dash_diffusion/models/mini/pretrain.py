@@ -115,12 +115,30 @@ def stage_tag(config: PretrainConfig) -> str:
     return "init" if config.init_from else f"vae{config.vae_steps}"
 
 
-def train_vae(vae, config: PretrainConfig, work: Path) -> int:
-    """Stage 1; returns the number of steps done (all of them once complete)."""
+class StageClock:
+    """Seconds a resumable stage has trained, over every invocation: the total up to its last checkpoint
+    (kept in the checkpoint's ``extra``) plus the time since this invocation started. A killed invocation
+    thus loses only the time since its last checkpoint, not all of it."""
+
+    def __init__(self, extra: dict) -> None:
+        self.saved = float(extra.get("seconds", 0.0))
+        self.started = time.perf_counter()
+
+    def seconds(self) -> float:
+        return self.saved + time.perf_counter() - self.started
+
+    def extra(self) -> dict[str, float]:
+        """What to store with a checkpoint."""
+        return {"seconds": self.seconds()}
+
+
+def train_vae(vae, config: PretrainConfig, work: Path) -> tuple[int, float]:
+    """Stage 1; returns the number of steps done (all of them once complete) and the seconds spent on them."""
     rng = np.random.default_rng([config.seed, 1])
     torch.manual_seed(config.seed + 1)  # each stage seeds itself: a resumed run draws what a fresh one would
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
-    step, _ = load_stage(work / "vae.pt", {"vae": vae}, optimizer, rng)
+    step, extra = load_stage(work / "vae.pt", {"vae": vae}, optimizer, rng)
+    clock = StageClock(extra)
     for group in optimizer.param_groups:
         group["lr"] = config.vae_lr  # a saved optimizer state carries its old rate; a continued run uses --vae_lr
     vae.train()
@@ -135,9 +153,9 @@ def train_vae(vae, config: PretrainConfig, work: Path) -> int:
         optimizer.step()
         step += 1
         if step % config.checkpoint_every == 0 or step == config.vae_steps:
-            save_stage(work / "vae.pt", step, {"vae": vae}, optimizer, rng)
+            save_stage(work / "vae.pt", step, {"vae": vae}, optimizer, rng, clock.extra())
             logger.info("vae step %d/%d loss %.4f", step, config.vae_steps, loss.item())
-    return step
+    return step, clock.seconds()
 
 
 @torch.no_grad()
@@ -184,8 +202,8 @@ def encode_text(pipeline, token_ids: tuple[torch.Tensor, torch.Tensor]) -> tuple
     return torch.cat([first.hidden_states[-2], second.hidden_states[-2]], dim=-1), second.text_embeds
 
 
-def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Path) -> int:
-    """Stage 3: UNet + text encoders on the cached latents; returns the steps done."""
+def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Path) -> tuple[int, float]:
+    """Stage 3: UNet + text encoders on the cached latents; returns the steps done and the seconds spent."""
     from diffusers import DDPMScheduler
 
     from ...training.sdxl import diffusion_loss, training_target
@@ -197,7 +215,8 @@ def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Pat
     params = [p for model in models.values() for p in model.parameters()]
     optimizer = torch.optim.AdamW(params, lr=config.unet_lr, weight_decay=1e-2)
     state_path = work / f"unet-{stage_tag(config)}.pt"  # a UNet belongs to the latents of one VAE
-    step, _ = load_stage(state_path, {**models, "ema_unet": ema_unet}, optimizer, rng)
+    step, extra = load_stage(state_path, {**models, "ema_unet": ema_unet}, optimizer, rng)
+    clock = StageClock(extra)
     prompts = all_prompts()
     tokens = [tokenizer(prompts, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids for tokenizer in (pipeline.tokenizer, pipeline.tokenizer_2)]
     parts = [parse_caption(text) for text in data["captions"]]
@@ -227,9 +246,9 @@ def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Pat
         step += 1
         update_ema(ema_unet, pipeline.unet, config.ema_decay if step > config.warmup_steps else 0.0)
         if step % config.checkpoint_every == 0 or step == config.unet_steps:
-            save_stage(state_path, step, {**models, "ema_unet": ema_unet}, optimizer, rng)
+            save_stage(state_path, step, {**models, "ema_unet": ema_unet}, optimizer, rng, clock.extra())
             logger.info("unet step %d/%d loss %.4f", step, config.unet_steps, loss.item())
-    return step
+    return step, clock.seconds()
 
 
 def all_prompts() -> list[str]:
@@ -262,10 +281,15 @@ def pretrain(config: PretrainConfig) -> Path:
         record["init_from"] = {"folder": str(Path(config.init_from).absolute()), "pretraining": read_record(Path(config.init_from))}
 
     def timed(stage: str, run) -> None:
+        """Run a stage and record its steps and seconds: the total a resumable stage reports (it counts
+        killed invocations up to their last checkpoint), else this invocation's time added to earlier ones."""
         begin = time.perf_counter()
-        steps = run()
+        result = run()
         entry = record["stages"].setdefault(stage, {"seconds": 0.0})
-        entry.update(steps=steps, seconds=entry["seconds"] + time.perf_counter() - begin)
+        if isinstance(result, tuple):
+            entry.update(steps=result[0], seconds=result[1])
+        else:
+            entry.update(steps=result, seconds=entry["seconds"] + time.perf_counter() - begin)
         record_path.write_text(json.dumps({**record, "machine": machine()}, indent=2))
 
     if config.init_from:
