@@ -309,9 +309,8 @@ def pretrain(config: PretrainConfig) -> Path:
 def initial_pipeline(config: PretrainConfig):
     """Random weights from ``config.seed``, or the float32 pipeline in ``config.init_from`` (only its VAE
     when ``config.init_parts`` is ``"vae"``)."""
-    fresh = build_mini_sdxl_pipeline(vocabulary(), seed=config.seed)
     if not config.init_from:
-        return fresh
+        return build_mini_sdxl_pipeline(vocabulary(), seed=config.seed)
     if config.init_parts not in INIT_PARTS:
         raise ValueError(f"--init_parts {config.init_parts!r} is not one of {', '.join(INIT_PARTS)}")
     from diffusers import StableDiffusionXLPipeline
@@ -322,10 +321,11 @@ def initial_pipeline(config: PretrainConfig):
     pipeline = StableDiffusionXLPipeline.from_pretrained(folder)
     for model in (pipeline.unet, pipeline.vae, pipeline.text_encoder, pipeline.text_encoder_2):
         model.float().requires_grad_(True)
-    if config.init_parts == "vae":
-        fresh.vae = pipeline.vae
-        return fresh
-    return pipeline
+    if config.init_parts == "all":
+        return pipeline
+    fresh = build_mini_sdxl_pipeline(vocabulary(), seed=config.seed)
+    fresh.vae = pipeline.vae
+    return fresh
 
 
 INIT_PARTS = ("all", "vae")

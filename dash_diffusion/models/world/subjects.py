@@ -33,7 +33,7 @@ class Subject:
         if scene.object != self.object or scene.colour != self.colour:
             return False
         if self.parts:
-            return all(getattr(scene, field) == value for field, value in self.parts if field != "arms")
+            return all(getattr(scene, field) == value for field, value in self.parts)
         return scene.variant == self.variant
 
     def scene(self, where: str, placement: dict) -> Scene:
