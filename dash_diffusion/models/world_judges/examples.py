@@ -16,7 +16,8 @@ The second view (:func:`second_view`) shows the same instance with a new placeme
 pose, in a random scene or on a plain background, so the embedding learns to ignore all of those.
 
 Labels are indices into :data:`~.labels.LABELS`; a label that does not apply is :data:`IGNORE` (scene
-on a plain background, robot parts of a non-robot, antenna tip of a robot without antenna).
+on a plain background, robot parts of a non-robot, shape variant of a robot, antenna tip of a robot
+without antenna).
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ def labels_of(scene: Scene, plain: bool) -> dict[str, int]:
         "object": scene.object,
         "scene": None if plain else scene.scene,
         "colour": scene.colour,
+        "variant": None if scene.object == "robot" else LABELS["variant"][scene.variant],
         "body": scene.body,
         "head": scene.head,
         "emblem": scene.emblem,

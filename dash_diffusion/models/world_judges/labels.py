@@ -1,21 +1,26 @@
 """The label lists the judges predict, one list per head, in the order of the heads' outputs.
 
 ``object``, ``scene`` and ``colour`` are what :meth:`~.judge.Judges.classify` reports. The robot-part
-heads (``body`` .. ``antenna_tip``) exist only to shape the instance embedding: they make it tell one
-robot from another (a teal robot with a star from a teal robot with a heart). ``antenna`` is
-``"none"``/``"antenna"``; ``antenna_tip`` is only learnt on robots that have an antenna.
+heads (``body`` .. ``antenna_tip``) and ``variant`` exist only to shape the instance embedding: the
+part heads make it tell one robot from another (a teal robot with a star from a teal robot with a
+heart), ``variant`` one shape of a class from another (the green van from the other green cars).
+``antenna`` is ``"none"``/``"antenna"``; ``antenna_tip`` is only learnt on robots that have an antenna,
+``variant`` only on the classes other than the robot (a robot's shape is its parts).
 """
 
 from __future__ import annotations
 
 from ..world import BODY_SHAPES, CLASSES, COLOURS, EMBLEMS, HEAD_SHAPES, SCENES
+from ..world.scene import VARIANTS
 
 ANTENNA: tuple[str, ...] = ("none", "antenna")
+VARIANT_NAMES: tuple[str, ...] = tuple(f"v{index}" for index in range(VARIANTS))
+"""A shape variant's label is its index in the world (``Scene.variant``), as ``v0``, ``v1``, ...."""
 
 CLASSIFY_HEADS: tuple[str, ...] = ("object", "scene", "colour")
 """The heads whose answers :meth:`~.judge.Judges.classify` returns."""
 
-IDENTITY_HEADS: tuple[str, ...] = ("object", "colour", "body", "head", "emblem", "emblem_colour", "antenna", "antenna_tip")
+IDENTITY_HEADS: tuple[str, ...] = ("object", "colour", "variant", "body", "head", "emblem", "emblem_colour", "antenna", "antenna_tip")
 """The heads fed by the instance embedding (all but ``scene``)."""
 
 ROBOT_HEADS: tuple[str, ...] = ("body", "head", "emblem", "emblem_colour", "antenna", "antenna_tip")
@@ -25,6 +30,7 @@ LABELS: dict[str, tuple[str, ...]] = {
     "object": tuple(CLASSES),
     "scene": tuple(SCENES),
     "colour": tuple(COLOURS),
+    "variant": VARIANT_NAMES,
     "body": tuple(BODY_SHAPES),
     "head": tuple(HEAD_SHAPES),
     "emblem": tuple(EMBLEMS),

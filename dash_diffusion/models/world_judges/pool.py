@@ -42,10 +42,40 @@ class PairPool:
         for slot in rng.choice(self.size, size=min(count, self.size), replace=False):
             self._fill(int(slot), rng)
 
-    def sample(self, pairs: int, rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        """``pairs`` distinct random pairs: pictures ``(2*pairs, 3, H, W)`` float in [-1, 1], their
-        labels, and instance ids (equal ids for equal instance keys within the batch)."""
-        slots = rng.choice(self.size, size=pairs, replace=False)
+    def look_alike_slots(self) -> dict[tuple, list[int]]:
+        """The pool's slots grouped by what a class prompt can say of their instance, (class, colour):
+        within a group the instances differ only in shape (variant, or a robot's parts)."""
+        groups: dict[tuple, list[int]] = {}
+        for slot in range(self.size):
+            groups.setdefault(self.keys[2 * slot][:2], []).append(slot)
+        return groups
+
+    def choose_slots(self, pairs: int, rng: np.random.Generator, look_alike_share: float = 0.0) -> list[int]:
+        """``pairs`` distinct random slots. With ``look_alike_share`` > 0, that share of the batch
+        comes as look-alike couples: for each of the first ``round(pairs * share / 2)`` slots another
+        slot of the same (class, colour) but another instance takes a later place in the batch, where
+        the pool has one. The contrastive loss then sees hard negatives (the green van beside a green
+        car of another shape) in every batch, not only when chance puts them together."""
+        slots = [int(slot) for slot in rng.choice(self.size, size=pairs, replace=False)]
+        couples = min(round(pairs * look_alike_share / 2), pairs // 2)
+        if not couples:
+            return slots
+        groups = self.look_alike_slots()
+        anchors, partners = slots[:couples], []
+        taken = set(anchors)
+        for anchor in anchors:
+            key = self.keys[2 * anchor]
+            options = [slot for slot in groups[key[:2]] if slot not in taken and self.keys[2 * slot] != key]
+            if options:
+                partners.append(options[int(rng.integers(len(options)))])
+                taken.add(partners[-1])
+        filler = [slot for slot in slots[couples:] if slot not in taken]
+        return anchors + partners + filler[: pairs - couples - len(partners)]
+
+    def sample(self, pairs: int, rng: np.random.Generator, look_alike_share: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """``pairs`` distinct pairs (:meth:`choose_slots`): pictures ``(2*pairs, 3, H, W)`` float in
+        [-1, 1], their labels, and instance ids (equal ids for equal instance keys within the batch)."""
+        slots = np.array(self.choose_slots(pairs, rng, look_alike_share))
         rows = torch.from_numpy(np.stack([2 * slots, 2 * slots + 1], axis=1).reshape(-1))
         images = self.pixels[rows].float() / 127.5 - 1.0
         ids: dict[tuple, int] = {}

@@ -2,7 +2,9 @@
 
 The pictures come from a :class:`~.pool.PairPool` of rendered pairs (two views of one instance,
 :func:`~.examples.draw_pair`) that is filled first and then renewed by ``refresh`` fresh pairs per
-step; each batch is ``batch // 2`` pairs of the pool, distorted by :func:`~.augment.augment`. The loss
+step; each batch is ``batch // 2`` pairs of the pool, ``look_alikes`` of them as couples of instances
+of one class and colour that differ only in shape (:meth:`~.pool.PairPool.choose_slots`), distorted by
+:func:`~.augment.augment`. The loss
 is the sum of every head's cross-entropy over the pictures the head applies to
 (:func:`~.losses.head_losses`) and of the supervised contrastive loss of the instance embedding
 (:func:`~.losses.instance_contrast`, the two views of a pair and equal instances are positives).
@@ -12,7 +14,7 @@ runs on a fixed number of threads, so the same seed and options give the same we
 
 The weights are written atomically as safetensors; the header metadata holds ``format``, the label
 lists (``labels``, JSON), ``embed_dim``, ``steps``, ``batch``, ``pool``, ``refresh``, ``seed``,
-``threads`` and ``seconds`` (the training's wall time).
+``look_alikes``, ``threads`` and ``seconds`` (the training's wall time).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .losses import balancing_weights, head_losses, instance_contrast
 from .network import EMBED_DIM, FORMAT, JudgeNet
 from .pool import PairPool
 
-STEPS = 2700
+STEPS = 5400
 BATCH = 32
 POOL = 2000
 REFRESH = 2
@@ -41,6 +43,7 @@ LR = 3e-3
 WARMUP = 60
 WEIGHT_DECAY = 1e-4
 CONTRAST_WEIGHT = 1.0
+LOOK_ALIKES = 0.5
 
 
 def learning_rate(step: int, steps: int, peak: float) -> float:
@@ -59,11 +62,14 @@ def train(
     pool_size: int = POOL,
     refresh: int = REFRESH,
     threads: int = 1,
+    look_alikes: float = LOOK_ALIKES,
     log_every: int = 100,
 ) -> tuple[JudgeNet, dict[str, str]]:
     """Train a :class:`~.network.JudgeNet` from scratch; returns it (in eval mode) and the file metadata."""
     if batch < 2 or batch % 2 or batch // 2 > pool_size:
         raise ValueError(f"batch {batch} must be even, at least 2 and at most twice the pool ({pool_size} pairs)")
+    if not 0.0 <= look_alikes <= 1.0:
+        raise ValueError(f"look_alikes {look_alikes} must be a share of the batch between 0 and 1")
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -83,7 +89,7 @@ def train(
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(step, steps, lr)
         pool.refresh(refresh, rng)
-        images, labels, instances = pool.sample(batch // 2, rng)
+        images, labels, instances = pool.sample(batch // 2, rng, look_alikes)
         out = model(augment(images, generator).contiguous(memory_format=torch.channels_last))
         losses = head_losses(out, labels, weights)
         losses["instance"] = CONTRAST_WEIGHT * instance_contrast(out["embedding"], instances)
@@ -106,6 +112,7 @@ def train(
         "batch": str(batch),
         "pool": str(pool_size),
         "refresh": str(refresh),
+        "look_alikes": str(look_alikes),
         "seed": str(seed),
         "threads": str(threads),
         "seconds": f"{seconds:.1f}",
@@ -127,9 +134,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=LR)
     parser.add_argument("--pool", type=int, default=POOL, help="rendered pairs kept for replay")
     parser.add_argument("--refresh", type=int, default=REFRESH, help="pairs of the pool redrawn each step")
+    parser.add_argument("--look_alikes", type=float, default=LOOK_ALIKES, help="share of each batch drawn as same-class, same-colour couples")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the result depends on it)")
     args = parser.parse_args(argv)
-    model, metadata = train(args.steps, args.batch, args.seed, args.lr, args.pool, args.refresh, args.threads)
+    model, metadata = train(args.steps, args.batch, args.seed, args.lr, args.pool, args.refresh, args.threads, args.look_alikes)
     path = save(model, metadata, args.out)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) after {metadata['seconds']} s")
 
