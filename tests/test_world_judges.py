@@ -16,15 +16,15 @@ import torch
 from PIL import Image, ImageFilter
 
 from dash_diffusion.errors import DashError
-from dash_diffusion.formats.safetensors_io import read_header
-from dash_diffusion.models.world import COLOURS, SCENES, render, sample_scene, subject_scene
-from dash_diffusion.models.world_judges import DEFAULT_WEIGHTS, instance_similarity, load_judges
-from dash_diffusion.models.world_judges.labels import LABELS
-from dash_diffusion.models.world_judges.preprocess import square
-from dash_diffusion.models.world_judges.pool import PairPool
-from dash_diffusion.models.world_judges.train import train
 from dash_diffusion.eval.world_bench.calibration import calibrate
-from dash_diffusion.models.world import SUBJECTS
+from dash_diffusion.formats.safetensors_io import read_header
+from dash_diffusion.models.world import COLOURS, SCENES, SUBJECTS, render, sample_scene, subject_scene
+from dash_diffusion.models.world_judges import DEFAULT_WEIGHTS, instance_similarity, load_judges
+from dash_diffusion.models.world_judges.examples import IGNORE
+from dash_diffusion.models.world_judges.labels import LABELS
+from dash_diffusion.models.world_judges.pool import PairPool
+from dash_diffusion.models.world_judges.preprocess import square
+from dash_diffusion.models.world_judges.train import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -151,7 +151,8 @@ def test_look_alike_couples_share_class_and_colour_but_not_the_instance():
     assert couples >= 3
     images, labels, instances = pool.sample(16, np.random.default_rng(6), look_alike_share=0.5)
     assert images.shape == (32, 3, 32, 32) and len(set(instances.tolist())) >= 8
-    assert (labels["variant"][labels["object"] == 0] == -100).all()  # a robot's shape is its parts, not a variant
+    robots = labels["object"] == LABELS["object"].index("robot")
+    assert (labels["variant"][robots] == IGNORE).all()  # a robot's shape is its parts, not a variant
 
 
 def test_shipped_weights_file(judges):
