@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=int, default=1, help="runs made at the same time, each in its own process")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads shared by the jobs, each gets threads // jobs (default: torch's, which follows OMP_NUM_THREADS)")
     parser.add_argument("--markdown", type=Path, default=None, help=f"write the results section '{SECTION}' into this markdown file")
-    parser.add_argument("--grid", type=Path, default=None, help="image grid PNG (default <out>/grid.png)")
+    parser.add_argument("--grid", type=Path, default=None, help="image grid PNG, 256 colours (default <out>/grid.png)")
     return parser
 
 
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome = run_study(settings, log=lambda line: print(line, flush=True))
         grid = args.grid or settings.out / "grid.png"
         grid.parent.mkdir(parents=True, exist_ok=True)
-        study_grid(settings.out, outcome.records, settings.seeds[0]).save(grid)
+        study_grid(settings.out, outcome.records, settings.seeds[0]).quantize(256).save(grid)  # a palette PNG: a fifth of the size, fit for docs/
         judges = load_judges()
         calibration = {subject: calibrate(judges, subject) for subject in settings.subjects}
         lines = describe(settings, outcome.records[0]["protocol"], outcome, args.quick)

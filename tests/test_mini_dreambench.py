@@ -77,6 +77,7 @@ def test_quick_study_writes_one_result_per_run_and_a_report(quick: Path) -> None
         assert needed in text, needed
     grid = Image.open(quick / "grid.png")
     assert grid.size[0] == 4 * 128 and grid.size[1] > 3 * 128  # training photo, base, 2 methods; 3 prompts
+    assert grid.mode == "P"  # written with a 256-colour palette (a full-colour grid was 2.7 MB in docs/)
 
 
 def test_rerun_skips_finished_runs_and_redoes_an_unfinished_one(quick: Path) -> None:

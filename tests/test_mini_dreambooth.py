@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 
 from dash_diffusion import demo
@@ -21,19 +20,12 @@ STEPS = 600
 WARMUP = 100
 SCENES = ("beach", "snow", "night")
 MARGIN = 0.10
-"""The adapter must beat the base model's instance similarity by at least this (cosine units)."""
+"""The adapter must beat the base model's instance similarity by at least this (cosine units). Measured on
+the weights of the 9000-step continuation (robot batches weighted 3): ``make demo``'s four scenes give base
+-0.026, adapter 0.176. The weights before it failed this (base 0.001, adapter -0.020) and the test was
+a strict xfail until then."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "issue #10, not met yet: with the judges that tell a subject from its look-alikes (variant head, "
-        "look-alike couples) this run measured base 0.001, adapter -0.020; the first judges, which mostly "
-        "rewarded a teal figure, gave base -0.175, adapter -0.054. strict: once the model or the recipe "
-        "learns the robot this turns into a failure, and the marker must go; any other error fails it too."
-    ),
-)
 def test_a_short_dreambooth_run_raises_instance_similarity_by_a_clear_margin(tmp_path: Path) -> None:
     torch.set_num_threads(2)
     output_dir = tmp_path / "robot"

@@ -159,3 +159,23 @@ def test_unet_learning_rate_warms_up_then_follows_a_half_cosine():
     assert unet_learning_rate(0, config) == 0.1 and unet_learning_rate(9, config) == 1.0
     assert abs(unet_learning_rate(60, config) - 0.55) < 1e-9 and abs(unet_learning_rate(110, config) - 0.1) < 1e-9
     assert unet_learning_rate(50, PretrainConfig(unet_lr=1.0, warmup_steps=10)) == 1.0  # fraction 1: constant
+
+
+def test_class_weights_draw_batches_in_proportion_and_default_to_the_old_uniform_draws():
+    import numpy as np
+    import pytest
+
+    from dash_diffusion.models.mini.pretrain import batch_sampler, main, parse_class_weights
+
+    assert parse_class_weights("robot=3, cup=0.5") == {"robot": 3.0, "cup": 0.5} and parse_class_weights("") == {}
+    for bad in ("robt=3", "robot=0", "robot=x", "robot", "robot=nan"):
+        with pytest.raises(ValueError, match="--class_weights entry"):
+            parse_class_weights(bad)
+    assert main(["--class_weights", "robot=-1", "--work_dir", "never-created"]) == 2  # fails before any work
+
+    classes = ["robot"] * 100 + ["ball"] * 800 + ["cup"] * 100
+    uniform = batch_sampler(classes, PretrainConfig(unet_batch=64), np.random.default_rng(7))
+    assert np.array_equal(uniform(), np.random.default_rng(7).integers(0, len(classes), size=64))  # old runs reproduce
+    weighted = batch_sampler(classes, PretrainConfig(unet_batch=4000, class_weights="robot=3"), np.random.default_rng(7))
+    share = np.mean(np.array(classes)[weighted()] == "robot")
+    assert abs(share - 300 / 1200) < 0.03  # robot images weigh 3, the other 900 weigh 1

@@ -25,7 +25,9 @@ encoded with that VAE and the UNet stage starts from its weights with a fresh op
 the folder and the UNet and text encoders start from random weights: a new UNet on a trained VAE, which
 saves stage 1. ``--final_lr_fraction`` below 1 lowers the UNet's learning rate on a
 half-cosine after warm-up, ``lr(k) = lr * (f + (1 - f) (1 + cos(pi k / K)) / 2)``, to end a run on
-sharper weights than a constant rate leaves.
+sharper weights than a constant rate leaves. ``--class_weights robot=3`` draws the UNet's batches with
+each cached scene weighted by its class (unnamed classes weigh 1), ``P(i) = w(class_i) / sum_j w(class_j)``:
+more steps on the class whose drawing has the most parts, without re-rendering the cache.
 
 Every stage saves its state atomically every ``--checkpoint_every`` steps and resumes from it when run
 again with the same ``--work_dir``; the same seed gives the same model. Raising ``--vae_steps`` or
@@ -85,6 +87,7 @@ class PretrainConfig:
     init_from: str = ""
     init_parts: str = "all"
     final_lr_fraction: float = 1.0
+    class_weights: str = ""
 
 
 def to_tensor(images: list) -> torch.Tensor:
@@ -107,6 +110,32 @@ def unet_learning_rate(step: int, config: PretrainConfig) -> float:
     progress = min(1.0, max(0.0, (step - config.warmup_steps) / max(1, config.unet_steps - config.warmup_steps)))
     fraction = config.final_lr_fraction + (1.0 - config.final_lr_fraction) * 0.5 * (1.0 + np.cos(np.pi * progress))
     return config.unet_lr * warmup * float(fraction)
+
+
+def parse_class_weights(text: str) -> dict[str, float]:
+    """``"robot=3,cup=2"`` -> ``{"robot": 3.0, "cup": 2.0}``; ``ValueError`` naming the bad entry."""
+    weights: dict[str, float] = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = entry.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if name not in CLASSES or weight <= 0 or not np.isfinite(weight):
+            raise ValueError(f"--class_weights entry {entry!r} must be <class>=<positive number> with a class of {', '.join(CLASSES)}")
+        weights[name] = weight
+    return weights
+
+
+def batch_sampler(classes: list[str], config: PretrainConfig, rng: np.random.Generator):
+    """A function drawing one batch of cache indices: uniform (the draws of runs made before
+    ``--class_weights`` existed) or weighted by class, ``P(i) proportional to w(class_i)``."""
+    weights = parse_class_weights(config.class_weights)
+    if not weights:
+        return lambda: rng.integers(0, len(classes), size=config.unet_batch)
+    probabilities = np.array([weights.get(name, 1.0) for name in classes])
+    probabilities /= probabilities.sum()
+    return lambda: rng.choice(len(classes), size=config.unet_batch, p=probabilities)
 
 
 def stage_tag(config: PretrainConfig) -> str:
@@ -221,12 +250,13 @@ def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Pat
     tokens = [tokenizer(prompts, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids for tokenizer in (pipeline.tokenizer, pipeline.tokenizer_2)]
     parts = [parse_caption(text) for text in data["captions"]]
     prompt_index = {text: i for i, text in enumerate(prompts)}
+    draw_batch = batch_sampler([obj for obj, _, _ in parts], config, rng)
     time_ids = torch.tensor([[RESOLUTION, RESOLUTION, 0, 0, RESOLUTION, RESOLUTION]], dtype=torch.float32)
     factor = pipeline.vae.config.scaling_factor
     for model in models.values():
         model.train()
     while step < config.unet_steps:
-        batch = torch.from_numpy(rng.integers(0, len(parts), size=config.unet_batch))
+        batch = torch.from_numpy(draw_batch())
         latents = (data["mean"][batch].float() + data["std"][batch].float() * torch.randn(config.unet_batch, *data["mean"].shape[1:])) * factor
         keep_colour, keep_scene = rng.random((2, config.unet_batch)) >= config.caption_dropout
         chosen = torch.tensor([prompt_index[class_prompt(parts[i][0], parts[i][1] if scene else None, parts[i][2] if colour else None)] for i, colour, scene in zip(batch.tolist(), keep_colour, keep_scene)])
@@ -270,6 +300,7 @@ def machine() -> dict[str, object]:
 
 def pretrain(config: PretrainConfig) -> Path:
     """Run (or resume) the three stages and write the pipeline folder ``config.out``."""
+    parse_class_weights(config.class_weights)  # a typo fails now, not after the latents are encoded
     work, started = Path(config.work_dir), time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
     record_path = work / "pretraining.json"
