@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from dash_diffusion.models.mini.architecture import RESOLUTION, build_mini_sdxl_pipeline, build_tokenizer
-from dash_diffusion.models.mini.pretrain import PretrainConfig, pretrain
+from dash_diffusion.models.mini.pretrain import PretrainConfig, batch_sampler, main, parse_class_weights, pretrain
 from dash_diffusion.models.mini.tokenizer import segment, single_token_words, word_merges
 from dash_diffusion.models.world import caption, sample_scene, vocabulary
 
@@ -161,17 +163,13 @@ def test_unet_learning_rate_warms_up_then_follows_a_half_cosine():
     assert unet_learning_rate(50, PretrainConfig(unet_lr=1.0, warmup_steps=10)) == 1.0  # fraction 1: constant
 
 
-def test_class_weights_draw_batches_in_proportion_and_default_to_the_old_uniform_draws():
-    import numpy as np
-    import pytest
-
-    from dash_diffusion.models.mini.pretrain import batch_sampler, main, parse_class_weights
-
+def test_class_weights_draw_batches_in_proportion_and_default_to_the_old_uniform_draws(tmp_path):
     assert parse_class_weights("robot=3, cup=0.5") == {"robot": 3.0, "cup": 0.5} and parse_class_weights("") == {}
     for bad in ("robt=3", "robot=0", "robot=x", "robot", "robot=nan"):
         with pytest.raises(ValueError, match="--class_weights entry"):
             parse_class_weights(bad)
-    assert main(["--class_weights", "robot=-1", "--work_dir", "never-created"]) == 2  # fails before any work
+    work = tmp_path / "never-created"
+    assert main(["--class_weights", "robot=-1", "--work_dir", str(work)]) == 2 and not work.exists()  # fails before any work
 
     classes = ["robot"] * 100 + ["ball"] * 800 + ["cup"] * 100
     uniform = batch_sampler(classes, PretrainConfig(unet_batch=64), np.random.default_rng(7))
