@@ -58,6 +58,7 @@ import torch.nn.functional as F
 from ..world import CLASSES, COLOURS, SCENES, caption, class_prompt, render, sample_scene, vocabulary
 from ..world.vocab import parse_caption
 from .architecture import RESOLUTION, build_mini_sdxl_pipeline
+from .cli import add_config_options, run_reporting_errors
 from .stage_state import load_models, load_stage, save_stage
 
 logger = logging.getLogger(__name__)
@@ -419,20 +420,12 @@ def snapshot(config: PretrainConfig) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """Command line: every :class:`PretrainConfig` field is an option."""
     parser = argparse.ArgumentParser(description="Pretrain builtin:mini-sdxl on the procedural world (resumable).")
-    for name, value in asdict(PretrainConfig()).items():
-        parser.add_argument(f"--{name}", type=type(value), default=value)
+    add_config_options(parser, PretrainConfig())
     parser.add_argument("--snapshot", action="store_true", help="only export what --work_dir holds so far (a look at an unfinished run)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     options = vars(parser.parse_args(argv))
     look = options.pop("snapshot")
-    try:
-        out = (snapshot if look else pretrain)(PretrainConfig(**options))
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"mini-sdxl written to {out}")
-    return 0
-
+    return run_reporting_errors(lambda: (snapshot if look else pretrain)(PretrainConfig(**options)), "mini-sdxl written to")
 
 if __name__ == "__main__":
     sys.exit(main())
