@@ -4,7 +4,7 @@
 
 For every ``--model`` (a built-in name or a pipeline folder) the VAE encodes and decodes (posterior
 mean) rendered scenes that pretraining never drew (their own seed, every class) and the six pictures of
-``samples/robot`` (centre-cropped to 128 px, as the demo trains on them). The table gives the mean
+``samples/robot`` (resized and centre-cropped to 128 px as the trainer does for the demo). The table gives the mean
 absolute error on [-1, 1] pixels, and how often the world's judges name the same colour and the same
 object in the reconstruction as in the original render: the colour a generated picture can show at best.
 """
@@ -28,16 +28,15 @@ from dash_diffusion.models.world import render, sample_scene  # noqa: E402
 
 
 def sample_photos() -> list:
-    """The demo's training photos at 128 px, centre-cropped."""
+    """The demo's training photos at 128 px, resized and centre-cropped by the trainer's own code."""
+    import random
+
     from PIL import Image
 
-    photos = []
-    for path in sorted((ROOT / "samples" / "robot").glob("*.png")):
-        image = Image.open(path).convert("RGB")
-        side = min(image.size)
-        left, top = (image.width - side) // 2, (image.height - side) // 2
-        photos.append(image.crop((left, top, left + side, top + side)).resize((128, 128), Image.Resampling.BICUBIC))
-    return photos
+    from dash_diffusion.data.buckets import resize_and_crop
+
+    paths = sorted((ROOT / "samples" / "robot").glob("*.png"))
+    return [resize_and_crop(Image.open(path).convert("RGB"), (128, 128), True, random.Random(0))[0] for path in paths]
 
 
 def reconstruct(vae, images: list, batch: int = 16) -> tuple[list, float]:

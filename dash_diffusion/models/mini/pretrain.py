@@ -427,5 +427,6 @@ def main(argv: list[str] | None = None) -> int:
     look = options.pop("snapshot")
     return run_reporting_errors(lambda: (snapshot if look else pretrain)(PretrainConfig(**options)), "mini-sdxl written to")
 
+
 if __name__ == "__main__":
     sys.exit(main())
