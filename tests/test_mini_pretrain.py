@@ -154,6 +154,26 @@ def test_init_from_continues_an_exported_model_or_takes_only_its_vae(tmp_path):
     assert "vae" not in record["stages"] and record["init_from"]["pretraining"]["stages"]["unet"]["steps"] == 3
 
 
+def test_init_parts_text_unet_trains_a_new_vae_under_the_exported_unet(tmp_path):
+    from diffusers import StableDiffusionXLPipeline
+
+    from dash_diffusion.models.mini.pretrain import stage_tag
+
+    torch.set_num_threads(1)
+    first = pretrain(small(tmp_path / "a", vae_steps=1))
+    config = small(tmp_path / "b", init_from=str(first), init_parts="text_unet", vae_steps=2, unet_steps=0)
+    assert stage_tag(config) == "vae2"  # latents and UNet state belong to the new VAE, not to the folder's
+    result = pretrain(config)
+    shipped, continued = (StableDiffusionXLPipeline.from_pretrained(str(path)) for path in (first, result))
+    same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))  # noqa: E731
+    assert same(continued.unet, shipped.unet) and same(continued.text_encoder_2, shipped.text_encoder_2)
+    assert not same(continued.vae, shipped.vae)
+    record = json.loads((result / "pretraining.json").read_text())
+    assert record["stages"]["vae"]["steps"] == 2 and record["scaling_factor"] == continued.vae.config.scaling_factor
+    with pytest.raises(ValueError, match="--init_parts"):
+        pretrain(small(tmp_path / "c", init_from=str(first), init_parts="unet"))
+
+
 def test_unet_learning_rate_warms_up_then_follows_a_half_cosine():
     from dash_diffusion.models.mini.pretrain import unet_learning_rate
 
@@ -161,6 +181,39 @@ def test_unet_learning_rate_warms_up_then_follows_a_half_cosine():
     assert unet_learning_rate(0, config) == 0.1 and unet_learning_rate(9, config) == 1.0
     assert abs(unet_learning_rate(60, config) - 0.55) < 1e-9 and abs(unet_learning_rate(110, config) - 0.1) < 1e-9
     assert unet_learning_rate(50, PretrainConfig(unet_lr=1.0, warmup_steps=10)) == 1.0  # fraction 1: constant
+
+
+def test_vae_learning_rate_follows_its_own_schedule_and_defaults_to_a_constant():
+    from dash_diffusion.models.mini.pretrain import vae_learning_rate
+
+    config = PretrainConfig(vae_lr=2.0, vae_warmup_steps=4, vae_steps=104, vae_final_lr_fraction=0.5)
+    assert vae_learning_rate(0, config) == 0.5 and vae_learning_rate(3, config) == 2.0
+    assert abs(vae_learning_rate(54, config) - 1.5) < 1e-9 and abs(vae_learning_rate(104, config) - 1.0) < 1e-9
+    assert {vae_learning_rate(k, PretrainConfig(vae_lr=3e-4)) for k in (0, 7, 10_000)} == {3e-4}  # runs made before the schedule
+
+
+def test_rotate_hue_turns_colours_about_the_grey_axis():
+    from dash_diffusion.models.mini.pretrain import rotate_hue
+
+    primaries = torch.tensor([[1.0, -1.0, -1.0], [-1.0, 1.0, -1.0], [-1.0, -1.0, 1.0]]).T.reshape(1, 3, 1, 3).repeat(2, 1, 1, 1)
+    turned = rotate_hue(primaries, torch.tensor([0.0, 2 * np.pi / 3]))
+    assert torch.equal(turned[0], primaries[0])  # angle 0: the crop is left exactly as rendered
+    assert torch.allclose(turned[1], primaries[1].roll(-1, dims=-1), atol=1e-6)  # a third of a turn: red -> green, green -> blue, blue -> red
+    grey = torch.full((1, 3, 2, 2), 0.25)
+    assert torch.allclose(rotate_hue(grey, torch.tensor([1.3])), grey, atol=1e-6)
+    assert rotate_hue(torch.tensor([1.0, 1.0, -1.0]).reshape(1, 3, 1, 1), torch.tensor([0.5])).abs().max() <= 1.0  # clipped to [-1, 1]
+
+
+def test_edge_loss_charges_blur_and_not_a_uniform_shift():
+    from dash_diffusion.models.mini.pretrain import edge_loss
+
+    pixels = torch.zeros(1, 3, 8, 8)
+    pixels[..., :, 4:] = 1.0  # one vertical edge
+    assert edge_loss(pixels + 0.3, pixels).item() < 1e-7  # a flat colour shift changes no difference
+    blurred = pixels.clone()
+    blurred[..., :, 3:5] = 0.5  # the step spread over two pixels: error 0, 0, 0, +0.5, -0.5, 0, 0, 0 in each row
+    # across, the error's neighbour differences are +0.5, -1, +0.5 among 7 per row (mean 2/7); down, all 0
+    assert abs(edge_loss(blurred, pixels).item() - 2.0 / 7) < 1e-6
 
 
 def test_class_weights_draw_batches_in_proportion_and_default_to_the_old_uniform_draws(tmp_path):

@@ -3,9 +3,17 @@
     python -m dash_diffusion.models.mini.pretrain --work_dir outputs/mini-pretrain --out outputs/mini-sdxl
 
 1. **vae**: the AutoencoderKL learns to reconstruct rendered scenes,
-   ``L = |x - D(z)|_1 + |x - D(z)|^2 + beta KL(q(z|x) || N(0, I))`` with ``z ~ q(z|x)``, on random
-   64 px crops of 128 px renders (a convolutional VAE is translation invariant; crops cost a quarter).
-   Its ``scaling_factor`` is then set to ``1 / std(z)`` over fresh renders, as SDXL's was chosen.
+   ``L = |x - D(z)|_1 + |x - D(z)|^2 + lambda (|dx(x - D(z))|_1 + |dy(x - D(z))|_1) + beta KL(q(z|x) || N(0, I))``
+   with ``z ~ q(z|x)``, on random 64 px crops of 128 px renders (a convolutional VAE is translation
+   invariant; crops cost a quarter). The edge term (``--vae_edge_weight`` lambda; ``dx``, ``dy`` are
+   differences of neighbouring pixels) charges blur where a picture changes, at the outlines and emblems
+   that a per-pixel error spread over flat backgrounds barely sees. With ``--vae_hue_augment p`` each
+   crop is, with probability ``p``, turned about the grey axis of RGB by a random angle
+   (:func:`rotate_hue`): the world has a few dozen colours, a user's photos have any, and the VAE
+   encodes both (a DreamBooth run encodes its photos with it). The rate warms up over
+   ``--vae_warmup_steps`` and then follows the same half-cosine as the UNet's, down to
+   ``--vae_final_lr_fraction``. Its ``scaling_factor`` is then set to ``1 / std(z)`` over fresh
+   renders, as SDXL's was chosen.
 2. **latents**: ``--images`` training scenes (split "train": no held-out combination, never the demo
    subject) are rendered once and encoded to their latent distributions, with their captions.
 3. **unet**: the UNet and both text encoders learn the v-prediction loss
@@ -23,7 +31,9 @@ random weights: its VAE, scaling factor and text encoders are kept (stage 1 is s
 encoded with that VAE and the UNet stage starts from its weights with a fresh optimizer, for
 ``--unet_steps`` more steps. With ``--init_parts vae`` only the VAE (and its scaling factor) comes from
 the folder and the UNet and text encoders start from random weights: a new UNet on a trained VAE, which
-saves stage 1. ``--final_lr_fraction`` below 1 lowers the UNet's learning rate on a
+saves stage 1. With ``--init_parts text_unet`` it is the other way round: a new VAE is trained (stage 1)
+and the UNet and text encoders start from the folder's, which already place objects, colours and scenes
+where the captions say, and learn the new latent space from there. ``--final_lr_fraction`` below 1 lowers the UNet's learning rate on a
 half-cosine after warm-up, ``lr(k) = lr * (f + (1 - f) (1 + cos(pi k / K)) / 2)``, to end a run on
 sharper weights than a constant rate leaves. ``--class_weights robot=3`` draws the UNet's batches with
 each cached scene weighted by its class (unnamed classes weigh 1), ``P(i) = w(class_i) / sum_j w(class_j)``:
@@ -75,6 +85,10 @@ class PretrainConfig:
     vae_batch: int = 16
     vae_lr: float = 2e-4
     vae_kl_weight: float = 1e-6
+    vae_edge_weight: float = 0.0
+    vae_warmup_steps: int = 0
+    vae_final_lr_fraction: float = 1.0
+    vae_hue_augment: float = 0.0
     images: int = 12000
     unet_steps: int = 4000
     unet_batch: int = 32
@@ -104,13 +118,43 @@ def random_crops(pixels: torch.Tensor, size: int, rng: np.random.Generator) -> t
     return torch.stack([image[:, y : y + size, x : x + size] for image, (y, x) in zip(pixels, corners)])
 
 
+def scheduled_rate(step: int, peak: float, warmup: int, total: int, final_fraction: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then a half-cosine from ``peak`` down to
+    ``peak * final_fraction`` at ``total``: ``lr(k) = peak (f + (1 - f) (1 + cos(pi p)) / 2)`` with
+    ``p = (k - warmup) / (total - warmup)`` (constant when ``f`` is 1)."""
+    ramp = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+    progress = min(1.0, max(0.0, (step - warmup) / max(1, total - warmup)))
+    fraction = final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + np.cos(np.pi * progress))
+    return peak * ramp * float(fraction)
+
+
 def unet_learning_rate(step: int, config: PretrainConfig) -> float:
-    """Linear warm-up over ``warmup_steps``, then a half-cosine from ``unet_lr`` down to
-    ``unet_lr * final_lr_fraction`` at ``unet_steps`` (constant when the fraction is 1)."""
-    warmup = min(1.0, (step + 1) / config.warmup_steps)
-    progress = min(1.0, max(0.0, (step - config.warmup_steps) / max(1, config.unet_steps - config.warmup_steps)))
-    fraction = config.final_lr_fraction + (1.0 - config.final_lr_fraction) * 0.5 * (1.0 + np.cos(np.pi * progress))
-    return config.unet_lr * warmup * float(fraction)
+    """The UNet stage's rate: :func:`scheduled_rate` from ``unet_lr`` over ``unet_steps``."""
+    return scheduled_rate(step, config.unet_lr, config.warmup_steps, config.unet_steps, config.final_lr_fraction)
+
+
+def vae_learning_rate(step: int, config: PretrainConfig) -> float:
+    """The VAE stage's rate: :func:`scheduled_rate` from ``vae_lr`` over ``vae_steps``."""
+    return scheduled_rate(step, config.vae_lr, config.vae_warmup_steps, config.vae_steps, config.vae_final_lr_fraction)
+
+
+def rotate_hue(pixels: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Turn each image's colours by ``angles[i]`` radians about the grey axis ``k = (1, 1, 1) / sqrt(3)``
+    of RGB in [-1, 1] (Rodrigues: ``M = cos a I + sin a [k]x + (1 - cos a) k k^T``), then clip to
+    [-1, 1]. Greys stay grey, brightness and saturation are kept, and hues cycle through the
+    colour wheel (a third of a turn maps red to green)."""
+    k = torch.full((3,), 3.0**-0.5)
+    cross = torch.tensor([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    cos, sin = angles.cos()[:, None, None], angles.sin()[:, None, None]
+    matrices = cos * torch.eye(3) + sin * cross + (1.0 - cos) * torch.outer(k, k)
+    return torch.einsum("bij,bjhw->bihw", matrices, pixels).clamp(-1.0, 1.0)
+
+
+def edge_loss(reconstruction: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """``|dx(r - x)|_1 + |dy(r - x)|_1``: mean absolute error of the differences between neighbouring
+    pixels, across and down."""
+    error = reconstruction - pixels
+    return (error[..., :, 1:] - error[..., :, :-1]).abs().mean() + (error[..., 1:, :] - error[..., :-1, :]).abs().mean()
 
 
 def parse_class_weights(text: str) -> dict[str, float]:
@@ -139,10 +183,15 @@ def batch_sampler(classes: list[str], config: PretrainConfig, rng: np.random.Gen
     return lambda: rng.choice(len(classes), size=config.unet_batch, p=probabilities)
 
 
+def vae_from_folder(config: PretrainConfig) -> bool:
+    """Whether the VAE comes from ``--init_from`` (else stage 1 trains one)."""
+    return bool(config.init_from) and config.init_parts != "text_unet"
+
+
 def stage_tag(config: PretrainConfig) -> str:
     """Names the VAE the latents and the UNet state belong to: its step count, or ``init`` when the
     VAE came from ``--init_from``."""
-    return "init" if config.init_from else f"vae{config.vae_steps}"
+    return "init" if vae_from_folder(config) else f"vae{config.vae_steps}"
 
 
 class StageClock:
@@ -169,15 +218,21 @@ def train_vae(vae, config: PretrainConfig, work: Path) -> tuple[int, float]:
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
     step, extra = load_stage(work / "vae.pt", {"vae": vae}, optimizer, rng)
     clock = StageClock(extra)
-    for group in optimizer.param_groups:
-        group["lr"] = config.vae_lr  # a saved optimizer state carries its old rate; a continued run uses --vae_lr
     vae.train()
     while step < config.vae_steps:
         scenes = [sample_scene(rng, "train") for _ in range(config.vae_batch)]
         pixels = random_crops(to_tensor([render(scene, RESOLUTION) for scene in scenes]), RESOLUTION // 2, rng)
+        if config.vae_hue_augment:
+            turned = torch.from_numpy(rng.random(len(pixels)) < config.vae_hue_augment)
+            angles = torch.from_numpy(rng.uniform(0.0, 2.0 * np.pi, len(pixels))).float() * turned
+            pixels = rotate_hue(pixels, angles)
         posterior = vae.encode(pixels).latent_dist
         reconstruction = vae.decode(posterior.sample()).sample
         loss = F.l1_loss(reconstruction, pixels) + F.mse_loss(reconstruction, pixels) + config.vae_kl_weight * posterior.kl().mean()
+        if config.vae_edge_weight:
+            loss = loss + config.vae_edge_weight * edge_loss(reconstruction, pixels)
+        for group in optimizer.param_groups:
+            group["lr"] = vae_learning_rate(step, config)  # set every step: a saved optimizer state carries its old rate
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -324,7 +379,7 @@ def pretrain(config: PretrainConfig) -> Path:
             entry.update(steps=result, seconds=entry["seconds"] + time.perf_counter() - begin)
         record_path.write_text(json.dumps({**record, "machine": machine()}, indent=2))
 
-    if config.init_from:
+    if vae_from_folder(config):
         record["scaling_factor"] = pipeline.vae.config.scaling_factor
     else:
         timed("vae", lambda: train_vae(pipeline.vae, config, work))
@@ -340,7 +395,7 @@ def pretrain(config: PretrainConfig) -> Path:
 
 def initial_pipeline(config: PretrainConfig):
     """Random weights from ``config.seed``, or the float32 pipeline in ``config.init_from`` (only its VAE
-    when ``config.init_parts`` is ``"vae"``)."""
+    when ``config.init_parts`` is ``"vae"``; all but its VAE when it is ``"text_unet"``)."""
     if not config.init_from:
         return build_mini_sdxl_pipeline(vocabulary(), seed=config.seed)
     if config.init_parts not in INIT_PARTS:
@@ -356,12 +411,15 @@ def initial_pipeline(config: PretrainConfig):
     if config.init_parts == "all":
         return pipeline
     fresh = build_mini_sdxl_pipeline(vocabulary(), seed=config.seed)
-    fresh.vae = pipeline.vae
-    return fresh
+    if config.init_parts == "vae":
+        fresh.vae = pipeline.vae
+        return fresh
+    pipeline.vae = fresh.vae
+    return pipeline
 
 
-INIT_PARTS = ("all", "vae")
-"""What ``--init_from`` takes from its folder: every model, or only the VAE."""
+INIT_PARTS = ("all", "vae", "text_unet")
+"""What ``--init_from`` takes from its folder: every model, only the VAE, or all but the VAE."""
 
 
 def read_record(folder: Path) -> dict:
@@ -404,7 +462,7 @@ def snapshot(config: PretrainConfig) -> Path:
     training, to look at it mid-way; ``pretraining.json`` says at which steps."""
     work = Path(config.work_dir)
     pipeline = initial_pipeline(config)
-    if config.init_from:
+    if vae_from_folder(config):
         vae_step, factor = "init_from", pipeline.vae.config.scaling_factor
     else:
         vae_step = load_models(work / "vae.pt", {"vae": pipeline.vae})
