@@ -102,4 +102,6 @@ def test_vae_benchmark_writes_a_row_per_model_under_its_marker(tmp_path):
     assert mini_vae.main(["--renders", "4", "--model", "builtin:mini-sdxl", "--model", str(MINI_WEIGHTS), "--markdown", str(markdown)]) == 0
     rows = [line for line in markdown.read_text().splitlines() if line.startswith(("| builtin:mini-sdxl |", f"| {MINI_WEIGHTS} |"))]
     assert len(rows) == 2 and rows[0].split("|")[2:] == rows[1].split("|")[2:]  # one model under two names
-    assert rows[0].split("|")[2].strip() == str(VAE_NORM_GROUPS)
+    cells = [cell.strip() for cell in rows[0].split("|")[2:-1]]
+    assert cells[1] == str(VAE_NORM_GROUPS) and len(cells) == 7
+    assert -1.0 <= float(cells[-1]) <= 1.0  # subject kept: a cosine
