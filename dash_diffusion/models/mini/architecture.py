@@ -73,7 +73,7 @@ VAE_CONFIG: dict[str, object] = {
     "out_channels": 3,
     "down_block_types": ("DownEncoderBlock2D",) * 4,
     "up_block_types": ("UpDecoderBlock2D",) * 4,
-    "block_out_channels": (32, 64, 96, 96),
+    "block_out_channels": (32, 64, 96, 96),  # the shipped weights still carry the first VAE's 32/64/64/64 (their own config)
     "layers_per_block": 1,
     "latent_channels": LATENT_CHANNELS,
     "norm_num_groups": VAE_NORM_GROUPS,
