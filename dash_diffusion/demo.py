@@ -3,7 +3,8 @@
     python -m dash_diffusion.demo --output_dir outputs/demo [--model builtin:mini-sdxl]
 
 1. The real trainer (``accelerate launch train_dreambooth_dash.py``) learns ``a photo of sks robot``
-   from the six pictures in ``samples/robot``.
+   from the six pictures in ``samples/robot``, with prior preservation on 48 other robots that the
+   world renders in its scenes (``a photo of a robot``).
 2. A stock diffusers pipeline renders, for a few scenes the photos never showed, the base model's
    ``a photo of a robot <scene>`` and, after ``load_lora_weights``, the adapter's ``a photo of sks robot
    <scene>`` at the same seeds.
@@ -33,15 +34,38 @@ MODELS = {"builtin:tiny-sdxl": 64, "builtin:mini-sdxl": 128}
 """The built-in models the demo runs on, with their native resolution."""
 DEFAULT_MODEL = "builtin:mini-sdxl"
 SAMPLES = ROOT / "samples" / "robot"
+CLASS = "robot"
+CLASS_IMAGES = 48
 SCENES = ("beach", "snow", "night", "underwater")
 SEEDS = (0, 1)
 INFERENCE_STEPS = 25
 GUIDANCE = 5.0
 
 
-def training_options(output_dir: Path, steps: int, warmup: int, model: str = DEFAULT_MODEL) -> dict[str, object]:
+def write_class_images(output_dir: Path, model: str = DEFAULT_MODEL) -> Path:
+    """Render :data:`CLASS_IMAGES` robots of the world's training split (other robots, in every scene) into
+    ``output_dir/class_images`` and return that folder, for prior preservation.
+
+    Without them the adapter binds ``sks robot`` to the photos' plain backdrops as well as to the robot,
+    and the scenes fade from its pictures; the prior-preservation loss on robots standing in scenes
+    keeps the class (and its scenes) where the base model had them. They are real class pictures, as
+    sd-scripts users' regularisation folders are, not the base model's own samples, which on a CPU would
+    cost minutes to generate."""
+    from dash_diffusion.models.world import render_class_images
+
+    folder = output_dir / "class_images"
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, image in enumerate(render_class_images(CLASS, CLASS_IMAGES, seed=0, size=MODELS[model])):
+        image.save(folder / f"robot_{index:03d}.png")
+    return folder
+
+
+def training_options(output_dir: Path, steps: int, warmup: int, model: str = DEFAULT_MODEL, class_dir: Path | None = None) -> dict[str, object]:
     """The demo's :class:`~dash_diffusion.training.train_config.TrainConfig` options (also used by the
-    test that checks a short run learns the subject)."""
+    test that checks a short run learns the subject), with prior preservation on ``class_dir`` when given."""
+    prior: dict[str, object] = {}
+    if class_dir is not None:
+        prior = {"with_prior_preservation": True, "class_dir": str(class_dir), "class_prompt": f"a photo of a {CLASS}", "num_class_images": CLASS_IMAGES}
     return {
         "pretrained_model_name_or_path": model,
         "instance_dir": str(SAMPLES),
@@ -55,13 +79,14 @@ def training_options(output_dir: Path, steps: int, warmup: int, model: str = DEF
         "checkpointing_steps": steps,
         "seed": 0,
         "output_dir": str(output_dir),
+        **prior,
     }
 
 
-def training_command(output_dir: Path, steps: int, warmup: int, model: str = DEFAULT_MODEL) -> list[str]:
+def training_command(output_dir: Path, steps: int, warmup: int, model: str = DEFAULT_MODEL, class_dir: Path | None = None) -> list[str]:
     """``accelerate launch`` of the real trainer with :func:`training_options` as its flags."""
     flags: list[str] = []
-    for name, value in training_options(output_dir, steps, warmup, model).items():
+    for name, value in training_options(output_dir, steps, warmup, model, class_dir).items():
         flags += [f"--{name}"] if value is True else [f"--{name}", str(value)]
     launcher = ["--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     return [sys.executable, "-m", "accelerate.commands.launch", *launcher, str(ROOT / "train_dreambooth_dash.py"), *flags]
@@ -120,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = Path(args.output_dir).resolve()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.time()
-    command = training_command(output_dir, args.steps, args.warmup, args.model)
+    command = training_command(output_dir, args.steps, args.warmup, args.model, write_class_images(output_dir, args.model))
     print("$", " ".join(command), flush=True)
     result = subprocess.run(command, cwd=ROOT)
     if result.returncode:

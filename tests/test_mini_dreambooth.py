@@ -29,7 +29,8 @@ before the continuation failed this (base 0.001, adapter -0.020) and the test wa
 def test_a_short_dreambooth_run_raises_instance_similarity_by_a_clear_margin(tmp_path: Path) -> None:
     torch.set_num_threads(2)
     output_dir = tmp_path / "robot"
-    train(TrainConfig(**demo.training_options(output_dir, STEPS, WARMUP, "builtin:mini-sdxl")))
+    class_dir = demo.write_class_images(output_dir, "builtin:mini-sdxl")
+    train(TrainConfig(**demo.training_options(output_dir, STEPS, WARMUP, "builtin:mini-sdxl", class_dir)))
     rows = demo.compare(output_dir, scenes=SCENES, model="builtin:mini-sdxl")
     base, adapter = demo.similarity_scores(rows)
     assert adapter - base >= MARGIN, f"instance similarity base {base:.3f}, adapter {adapter:.3f}"

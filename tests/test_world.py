@@ -21,9 +21,11 @@ from dash_diffusion.models.world import (
     Scene,
     caption,
     class_prompt,
+    class_scenes,
     instance_prompt,
     is_subject,
     render,
+    render_class_images,
     render_dataset,
     sample_scene,
     subject_scene,
@@ -121,6 +123,19 @@ def test_train_split_never_draws_a_held_out_subject_instance(train_scenes: list[
         # the class, its colour and every shape variant still appear in training, only not together
         same = [s for s in train_scenes if (s.object, s.colour) == (subject.object, subject.colour)]
         assert same and (subject.parts or {s.variant for s in train_scenes if s.object == subject.object} == set(range(3)))
+
+
+def test_class_images_are_other_instances_of_the_class_in_many_scenes() -> None:
+    from dash_diffusion.models.world import held_out_instance
+
+    # the demo's prior-preservation pictures: robots of the training split, never the subject being taught
+    scenes = class_scenes("robot", 48, seed=0)
+    assert len(scenes) == 48 and all(s.object == "robot" and not held_out_instance(s) and not is_subject(s) for s in scenes)
+    assert len({s.scene for s in scenes}) == len(SCENES) and len({s.colour for s in scenes}) >= 6
+    images = render_class_images("robot", 3, seed=0, size=64)
+    assert [np.asarray(i).tobytes() for i in images] == [np.asarray(render(s, 64)).tobytes() for s in scenes[:3]]
+    with pytest.raises(ValueError, match="unknown object class"):
+        class_scenes("dragon", 1)
 
 
 def test_heldout_split_only_shows_heldout_combinations() -> None:

@@ -12,7 +12,7 @@ beach``). The training split never shows the demo subject (a teal robot with a s
 >>> text = caption(scene)
 """
 
-from .dataset import render_dataset
+from .dataset import class_scenes, render_class_images, render_dataset
 from .heldout import HELDOUT
 from .render import render
 from .sampling import SPLITS, SUBJECT_COLOUR, SUBJECT_EMBLEM, is_subject, sample_scene, subject_scene
@@ -38,11 +38,13 @@ __all__ = [
     "Scene",
     "Subject",
     "caption",
+    "class_scenes",
     "class_prompt",
     "instance_prompt",
     "held_out_instance",
     "is_subject",
     "render",
+    "render_class_images",
     "render_dataset",
     "sample_scene",
     "subject_scene",
