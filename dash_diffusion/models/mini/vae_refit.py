@@ -20,7 +20,9 @@ training scenes ``x``:
   ``L_enc = |mu_new(x) - mu_old(x)|^2 + |log var_new(x) - log var_old(x)|^2``, so photos that a
   DreamBooth run encodes land where the UNet expects them.
 
-The scaling factor is kept. Progress is saved atomically every ``--checkpoint_every`` steps and a run
+The scaling factor is kept. The refit halved the error (0.111 -> 0.053) but the picture stayed blurred;
+the shipped weights replaced that VAE with one trained from scratch (``pretrain --init_parts text_unet``),
+and the refit remains for other exported models with the same problem. Progress is saved atomically every ``--checkpoint_every`` steps and a run
 resumes from ``--work_dir``; the same seed gives the same VAE. ``pretraining.json`` of the output nests
 the input's record and adds a ``vae_refit`` stage with its steps, seconds and reconstruction errors.
 """
@@ -49,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class RefitConfig:
-    """Options of a VAE refit (defaults: the shipped refit, about 50 minutes on a 2-core CPU)."""
+    """Options of a VAE refit (defaults: the refit of the previous shipped weights, about 50 minutes on a 2-core CPU)."""
 
     init_from: str = "dash_diffusion/models/mini/weights"
     work_dir: str = "outputs/mini-vae-refit"
