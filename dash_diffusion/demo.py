@@ -56,16 +56,18 @@ def write_class_images(output_dir: Path, model: str = DEFAULT_MODEL) -> Path:
     folder = output_dir / "class_images"
     folder.mkdir(parents=True, exist_ok=True)
     for index, image in enumerate(render_class_images(CLASS, CLASS_IMAGES, seed=0, size=MODELS[model])):
-        image.save(folder / f"robot_{index:03d}.png")
+        image.save(folder / f"{CLASS}_{index:03d}.png")
     return folder
 
 
 def training_options(output_dir: Path, steps: int, warmup: int, model: str = DEFAULT_MODEL, class_dir: Path | None = None) -> dict[str, object]:
     """The demo's :class:`~dash_diffusion.training.train_config.TrainConfig` options (also used by the
     test that checks a short run learns the subject), with prior preservation on ``class_dir`` when given."""
+    from dash_diffusion.models.world import class_prompt
+
     prior: dict[str, object] = {}
     if class_dir is not None:
-        prior = {"with_prior_preservation": True, "class_dir": str(class_dir), "class_prompt": f"a photo of a {CLASS}", "num_class_images": CLASS_IMAGES}
+        prior = {"with_prior_preservation": True, "class_dir": str(class_dir), "class_prompt": class_prompt(CLASS), "num_class_images": CLASS_IMAGES}
     return {
         "pretrained_model_name_or_path": model,
         "instance_dir": str(SAMPLES),

@@ -33,12 +33,12 @@ encoded with that VAE and the UNet stage starts from its weights with a fresh op
 the folder and the UNet and text encoders start from random weights: a new UNet on a trained VAE, which
 saves stage 1. With ``--init_parts text_unet`` it is the other way round: a new VAE is trained (stage 1)
 and the UNet and text encoders start from the folder's, which already place objects, colours and scenes
-where the captions say, and learn the new latent space from there. ``--final_lr_fraction`` below 1
-lowers the UNet's learning rate on a
-half-cosine after warm-up, ``lr(k) = lr * (f + (1 - f) (1 + cos(pi k / K)) / 2)``, to end a run on
-sharper weights than a constant rate leaves. ``--class_weights robot=3`` draws the UNet's batches with
-each cached scene weighted by its class (unnamed classes weigh 1), ``P(i) = w(class_i) / sum_j w(class_j)``:
-more steps on the class whose drawing has the most parts, without re-rendering the cache.
+where the captions say, and learn the new latent space from there. ``--final_lr_fraction`` below 1 lowers
+the UNet's learning rate on a half-cosine after warm-up,
+``lr(k) = lr * (f + (1 - f) (1 + cos(pi k / K)) / 2)``, to end a run on sharper weights than a constant
+rate leaves. ``--class_weights robot=3`` draws the UNet's batches with each cached scene weighted by its
+class (unnamed classes weigh 1), ``P(i) = w(class_i) / sum_j w(class_j)``: more steps on the class whose
+drawing has the most parts, without re-rendering the cache.
 
 Every stage saves its state atomically every ``--checkpoint_every`` steps and resumes from it when run
 again with the same ``--work_dir``; the same seed gives the same model. Raising ``--vae_steps`` or

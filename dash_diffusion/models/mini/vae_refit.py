@@ -22,9 +22,10 @@ training scenes ``x``:
 
 The scaling factor is kept. The refit halved the error (0.111 -> 0.053) but the picture stayed blurred;
 the shipped weights replaced that VAE with one trained from scratch (``pretrain --init_parts text_unet``),
-and the refit remains for other exported models with the same problem. Progress is saved atomically every ``--checkpoint_every`` steps and a run
-resumes from ``--work_dir``; the same seed gives the same VAE. ``pretraining.json`` of the output nests
-the input's record and adds a ``vae_refit`` stage with its steps, seconds and reconstruction errors.
+and the refit remains for other exported models with the same problem. Progress is saved atomically
+every ``--checkpoint_every`` steps and a run resumes from ``--work_dir``; the same seed gives the same
+VAE. ``pretraining.json`` of the output nests the input's record and adds a ``vae_refit`` stage with its
+steps, seconds and reconstruction errors.
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ def render_dataset(count: int, seed: int = 0, split: str = "train", size: int = 
     return [(render(scene, size), scene) for scene in scenes]
 
 
-
 def class_scenes(obj: str, count: int, seed: int = 0) -> list[Scene]:
     """The first ``count`` training-split scenes of class ``obj`` (any colour, any scene) drawn from
     ``numpy.random.default_rng(seed)``. The training split never holds a held-out subject, so these
