@@ -13,6 +13,7 @@ from dash_diffusion.models.mini.architecture import RESOLUTION, build_mini_sdxl_
 from dash_diffusion.models.mini.pretrain import PretrainConfig, batch_sampler, main, parse_class_weights, pretrain
 from dash_diffusion.models.mini.tokenizer import segment, single_token_words, word_merges
 from dash_diffusion.models.world import caption, sample_scene, vocabulary
+from tests.pretrain_helpers import small
 
 
 def test_every_world_word_is_one_token():
@@ -34,12 +35,6 @@ def test_architecture_is_sdxl_and_small():
     assert 2 ** (len(pipeline.vae.config.block_out_channels) - 1) * pipeline.unet.config.sample_size == RESOLUTION
     parameters = sum(p.numel() for m in (pipeline.unet, pipeline.vae, pipeline.text_encoder, pipeline.text_encoder_2) for p in m.parameters())
     assert parameters * 2 <= 25e6, "float16 weights must fit the 25 MB budget"
-
-
-def small(tmp_path, **overrides) -> PretrainConfig:
-    options = dict(work_dir=str(tmp_path / "work"), out=str(tmp_path / "model"), vae_steps=2, vae_batch=2, images=6, unet_steps=3, unet_batch=2, warmup_steps=1, checkpoint_every=1)
-    options.update(overrides)
-    return PretrainConfig(**options)
 
 
 def test_pretraining_resumes_to_the_same_model_and_loads_in_stock_diffusers(tmp_path):

@@ -29,12 +29,13 @@
 ``--init_from FOLDER`` continues from an exported pipeline (the shipped ``weights/``, say) instead of
 random weights: its VAE, scaling factor and text encoders are kept (stage 1 is skipped), the latents are
 encoded with that VAE and the UNet stage starts from its weights with a fresh optimizer, for
-``--unet_steps`` more steps. With ``--init_parts vae`` only the VAE (and its scaling factor) comes from
-the folder and the UNet and text encoders start from random weights: a new UNet on a trained VAE, which
-saves stage 1. With ``--init_parts text_unet`` it is the other way round: a new VAE is trained (stage 1)
-and the UNet and text encoders start from the folder's, which already place objects, colours and scenes
-where the captions say, and learn the new latent space from there. ``--final_lr_fraction`` below 1 lowers
-the UNet's learning rate on a half-cosine after warm-up,
+``--unet_steps`` more steps (a UNet of an older layout first grows the transformer blocks it lacks,
+which start as the identity: :mod:`.grow`). With ``--init_parts vae`` only the VAE (and its scaling
+factor) comes from the folder and the UNet and text encoders start from random weights: a new UNet on a
+trained VAE, which saves stage 1. With ``--init_parts text_unet`` it is the other way round: a new VAE is
+trained (stage 1) and the UNet and text encoders start from the folder's, which already place objects,
+colours and scenes where the captions say, and learn the new latent space from there.
+``--final_lr_fraction`` below 1 lowers the UNet's learning rate on a half-cosine after warm-up,
 ``lr(k) = lr * (f + (1 - f) (1 + cos(pi k / K)) / 2)``, to end a run on sharper weights than a constant
 rate leaves. ``--class_weights robot=3`` draws the UNet's batches with each cached scene weighted by its
 class (unnamed classes weigh 1), ``P(i) = w(class_i) / sum_j w(class_j)``: more steps on the class whose
@@ -70,6 +71,7 @@ from ..world import CLASSES, COLOURS, SCENES, caption, class_prompt, render, sam
 from ..world.vocab import parse_caption
 from .architecture import RESOLUTION, build_mini_sdxl_pipeline
 from .cli import add_config_options, run_reporting_errors
+from .grow import grow_unet
 from .stage_state import load_models, load_stage, save_stage
 
 logger = logging.getLogger(__name__)
@@ -407,6 +409,7 @@ def initial_pipeline(config: PretrainConfig):
     if not (folder / "model_index.json").is_file():
         raise FileNotFoundError(f"--init_from {folder} is not a diffusers pipeline folder (no model_index.json); pass an exported mini-sdxl folder")
     pipeline = StableDiffusionXLPipeline.from_pretrained(folder)
+    pipeline.unet = grow_unet(pipeline.unet, seed=config.seed)  # a UNet of an older layout gains its new blocks
     for model in (pipeline.unet, pipeline.vae, pipeline.text_encoder, pipeline.text_encoder_2):
         model.float().requires_grad_(True)
     if config.init_parts == "all":
