@@ -67,8 +67,9 @@ level draws them in a 1024 px picture. Measured on the UNet without these blocks
 demo's six photos (600 steps, batch 6): every attention projection trained at full rank still gave teal
 blobs, while adding the 16 x 16 blocks' weights gave the robot, with its head, antenna, arms and a
 yellow emblem. Adapters on the attention projections (LoRA's and LoRA-Dash's usual targets) cannot
-reach a level without attention, so the blocks are there for them. Older UNets grow into this layout
-exactly (:mod:`.grow`)."""
+reach a level without attention, so the blocks are there for them
+(``benchmarks/mini_subject_reach.py`` measures what each set of weights can show). Older UNets, the
+shipped weights' among them until a grown one is trained, grow into this layout exactly (:mod:`.grow`)."""
 
 VAE_NORM_GROUPS = 8
 """GroupNorm groups in the VAE: 4 to 8 channels each. The first VAE used diffusers' default of 32, which
