@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     command = training_command(output_dir, args.steps, args.warmup, args.model, write_class_images(output_dir, args.model))
     print("$", " ".join(command), flush=True)
-    result = subprocess.run(command, cwd=ROOT)
+    result = subprocess.run(command, check=False, cwd=ROOT)
     if result.returncode:
         print(f"demo: training failed (exit {result.returncode})", file=sys.stderr)
         return result.returncode
