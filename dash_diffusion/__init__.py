@@ -13,7 +13,7 @@ from .formats.export import DIFFUSERS_WEIGHT_NAME, KOHYA_WEIGHT_NAME, NATIVE_WEI
 from .formats.native import load_dash_adapter, read_native_adapter
 from .lora_dash.config import TEXT_ENCODER_TARGET_MODULES, UNET_TARGET_MODULES, DashConfig
 from .lora_dash.inject import dash_layers, inject_dash, select_directions, trainable_parameters, unwrap_dash
-from .lora_dash.layer import DashLinear
+from .lora_dash.layer import DashConv2d, DashLinear
 
 __version__ = "0.1.0"
 
@@ -21,6 +21,7 @@ __all__ = [
     "AdapterMismatchError",
     "DIFFUSERS_WEIGHT_NAME",
     "DashConfig",
+    "DashConv2d",
     "DashError",
     "DashLinear",
     "DataError",

@@ -135,13 +135,14 @@ def test_checker_accepts_files_with_new_kinds(trained):
 
 
 def test_target_outside_transformers_still_writes_native_and_diffusers(tmp_path):
-    # bug: with --target_modules ...,time_emb_proj the kohya export raised first and the folder held no native file
+    # bug: with --target_modules ...,time_emb_proj the kohya export raised first and the folder held no native file.
+    # time_emb_proj now has a kohya name (emb_layers.1); add_embedding.linear_1 is a Linear the kohya file still cannot name.
     pipe = build_tiny_sdxl_pipeline(seed=0)
-    inject_dash(pipe.unet, DashConfig(rank=2, num_directions=2, target_modules=("to_q", "time_emb_proj")))
+    inject_dash(pipe.unet, DashConfig(rank=2, num_directions=2, target_modules=("to_q", "add_embedding.linear_1")))
     perturb_adapter(pipe.unet, seed=3)
     inputs = unet_inputs(pipe.unet)
     expected = unet_output(pipe.unet, inputs)
-    with pytest.raises(DashError, match=r"kohya file failed: module 'down_blocks\.0\.resnets\.0\.time_emb_proj' lies outside") as error:
+    with pytest.raises(DashError, match=r"kohya file failed: module 'add_embedding\.linear_1' lies outside") as error:
         save_adapter(tmp_path, pipe.unet)
     assert "\n" not in str(error.value) and NATIVE_WEIGHT_NAME in str(error.value) and DIFFUSERS_WEIGHT_NAME in str(error.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([DIFFUSERS_WEIGHT_NAME, NATIVE_WEIGHT_NAME])
@@ -172,12 +173,12 @@ def test_check_kohya_targets_accepts_clip_attention_and_mlp():
 @pytest.mark.parametrize(
     ("prefix", "target"),
     [
-        ("unet", "time_emb_proj"),
-        ("unet", "conv1"),
+        ("unet", "time_embedding.linear_1"),
+        ("unet", "conv_in"),
         ("unet", "add_embedding.linear_1"),
         ("unet", "proj"),
         ("unet", "to_out"),
-        ("unet", "down_blocks.0.resnets.0.time_emb_proj"),
+        ("unet", "down_blocks.0.resnets.0.to_q"),
         ("unet", "down_blocks.1.resnets.0.ff.net.2"),
         ("text_encoder", "to_q"),
         ("text_encoder_2", "text_projection"),

@@ -60,7 +60,7 @@ def test_unwrap_with_merge_keeps_the_update():
 
 def test_clear_errors_for_no_match_and_double_injection():
     model = nn.Sequential(Attention())
-    with pytest.raises(DashError, match="no nn.Linear module matches"):
+    with pytest.raises(DashError, match="no nn.Linear or nn.Conv2d module matches"):
         inject_dash(model, DashConfig(target_modules=("q_proj",)))
     inject_dash(model, DashConfig())
     with pytest.raises(DashError, match="already has LoRA-Dash layers"):

@@ -321,9 +321,10 @@ def test_targets_beyond_attention_train_and_export_all_files(tmp_path):
     stock.load_lora_weights(str(out), weight_name="lora_dash_kohya.safetensors")
     from dash_diffusion.training.cli import main
 
-    with pytest.raises(DashError, match="time_emb_proj"):
-        tiny_config(tmp_path, target_modules="to_q,time_emb_proj")
-    assert main(["--instance_dir", str(tmp_path / "figure"), "--target_modules", "to_q,time_emb_proj", "--pretrained_model_name_or_path", "no-such-org/never-loaded"]) == 2
+    # time_emb_proj has a kohya name since LoRA-Dash adapts resnets (emb_layers.1); add_embedding.linear_1 has none
+    with pytest.raises(DashError, match="add_embedding.linear_1"):
+        tiny_config(tmp_path, target_modules="to_q,add_embedding.linear_1")
+    assert main(["--instance_dir", str(tmp_path / "figure"), "--target_modules", "to_q,add_embedding.linear_1", "--pretrained_model_name_or_path", "no-such-org/never-loaded"]) == 2
 
 
 def test_validation_images_reach_a_wandb_tracker(tmp_path, monkeypatch):

@@ -40,9 +40,9 @@ from torch import nn
 from ..errors import DashError
 from ..lora_dash.config import DashConfig
 from ..lora_dash.inject import dash_config_of, dash_layers
-from ..lora_dash.layer import DashLinear
+from ..lora_dash.layer import DashLayer
 from .safetensors_io import DASH_METADATA_KEY, atomic_save
-from .sgm_names import file_module_name, kohya_module_key
+from .sgm_names import attention_up_blocks_of, file_module_name, kohya_module_key
 
 DIFFUSERS_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 KOHYA_WEIGHT_NAME = "lora_dash_kohya.safetensors"
@@ -56,9 +56,10 @@ SAVE_PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.
 
 
 @torch.no_grad()
-def fold_to_lora(layer: DashLinear) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(lora_A', lora_B')`` of shapes ((r+s) x in, out x (r+s)), float32 on CPU, with
-    ``lora_B' @ lora_A' == layer.delta_weight()``."""
+def fold_to_lora(layer: DashLayer) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lora_A', lora_B')`` as matrices of shapes ((r+s) x fan_in, out x (r+s)), float32 on CPU, with
+    ``lora_B' @ lora_A' == layer.delta_weight()`` (a convolution's files reshape them with
+    ``layer.file_factors``)."""
     down, column_scale, up = (t.detach().float().cpu() for t in layer.folded_factors())
     return down.contiguous(), (up * column_scale).contiguous()
 
@@ -105,7 +106,9 @@ def adapter_metadata(components: dict[str, nn.Module], extra: dict[str, Any] | N
 
 def _folded(components: dict[str, nn.Module]):
     """Yield ``(prefix, model, name, (lora_A', lora_B'))`` with every layer zero-padded to the largest
-    rank of the file (exact: the padded rows of A' meet zero columns of B'), so one rank holds throughout."""
+    rank of the file (exact: the padded rows of A' meet zero columns of B'), so one rank holds throughout;
+    in the file's shapes (a convolution's down factor as (rank, in, kh, kw) kernels, its up factor
+    (out, rank, 1, 1))."""
     layers = [(prefix, model, name, layer) for prefix, model in components.items() for name, layer in dash_layers(model).items()]
     rank = max(layer.rank + layer.num_directions for *_, layer in layers)
     for prefix, model, name, layer in layers:
@@ -114,7 +117,7 @@ def _folded(components: dict[str, nn.Module]):
         if pad:
             down = torch.cat([down, down.new_zeros(pad, down.shape[1])], dim=0)
             up = torch.cat([up, up.new_zeros(up.shape[0], pad)], dim=1)
-        yield prefix, model, name, (down, up)
+        yield prefix, model, name, layer.file_factors(down, up)
 
 
 def diffusers_state_dict(components: dict[str, nn.Module]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -137,15 +140,17 @@ def kohya_state_dict(components: dict[str, nn.Module]) -> dict[str, torch.Tensor
     """Folded tensors with kohya/SGM keys; ``.alpha`` equals the rank everywhere (scale 1)."""
     tensors: dict[str, torch.Tensor] = {}
     for prefix, model, name, (down, up) in _folded(components):
-        layers_per_block = int(getattr(getattr(model, "config", None), "layers_per_block", 2) or 2)
-        stem = kohya_module_key(prefix, name, layers_per_block)
+        config = getattr(model, "config", None)
+        layers_per_block = int(getattr(config, "layers_per_block", 2) or 2)
+        attention_up_blocks = attention_up_blocks_of(config) if prefix == "unet" and config is not None else None
+        stem = kohya_module_key(prefix, name, layers_per_block, attention_up_blocks=attention_up_blocks)
         tensors[f"{stem}.lora_down.weight"] = down
         tensors[f"{stem}.lora_up.weight"] = up
         tensors[f"{stem}.alpha"] = torch.tensor(float(down.shape[0]))
     return tensors
 
 
-def layer_tensors(layer: DashLinear) -> dict[str, torch.Tensor]:
+def layer_tensors(layer: DashLayer) -> dict[str, torch.Tensor]:
     """The live parameters and buffers of a layer under their native-file names (:data:`NATIVE_TENSORS`)."""
     return {
         "lora_A.weight": layer.lora_A.weight,

@@ -19,6 +19,7 @@ from torch import nn
 from ..errors import AdapterMismatchError, DashError
 from ..lora_dash.config import DashConfig
 from ..lora_dash.inject import CONFIG_ATTRIBUTE, dash_layers, inject_dash
+from ..lora_dash.layer import DASH_LAYER_TYPES
 from .export import NATIVE_FORMAT, NATIVE_FORMAT_VERSION, NATIVE_TENSORS, layer_tensors
 from .safetensors_io import dash_metadata, read_safetensors
 from .sgm_names import file_module_name
@@ -102,7 +103,7 @@ def load_dash_adapter(model: nn.Module, path: str | Path, prefix: str = "unet") 
     adapter.modules[prefix] = {own_names.get(f, f): tensors for f, tensors in adapter.modules[prefix].items()}
     if not dash_layers(model):
         names = tuple(adapter.modules[prefix])
-        available = {n for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+        available = {n for n, m in model.named_modules() if type(m) in DASH_LAYER_TYPES}
         missing = next((n for n in names if n not in available), None)
         if missing is not None:
             base_model = adapter.metadata.get("base_model") or "unknown"

@@ -38,7 +38,8 @@ class DashConfig:
     warmup_steps: int = 100
     """t: optimizer steps of plain LoRA training before the directions are selected."""
     target_modules: tuple[str, ...] = field(default_factory=lambda: UNET_TARGET_MODULES)
-    """Qualified-name suffixes of the ``nn.Linear`` modules to wrap (``"to_out.0"`` matches ``...attn1.to_out.0``)."""
+    """Qualified-name suffixes of the ``nn.Linear`` / ``nn.Conv2d`` modules to wrap (``"to_out.0"`` matches
+    ``...attn1.to_out.0``, ``"conv1"`` every resnet's first convolution)."""
     init_lora_weights: str = "gaussian"
     """Init of ``A``: ``"gaussian"`` (``A ~ N(0, 1/r^2)``, PEFT's ``init_lora_weights="gaussian"``, used by the
     paper's SDXL code and diffusers' SDXL DreamBooth script) or ``"kaiming"`` (Kaiming-uniform, PEFT's

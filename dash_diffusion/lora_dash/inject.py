@@ -2,7 +2,8 @@
 
 Modules are addressed by qualified name, never by position: a module is wrapped when its name equals
 a target or ends with ``"." + target`` (so ``"to_out.0"`` matches ``...attn1.to_out.0`` and ``"to_q"``
-does not match ``...add_q_proj``). Only ``nn.Linear`` modules are wrapped.
+does not match ``...add_q_proj``). ``nn.Linear`` modules become :class:`~.layer.DashLinear`, ``nn.Conv2d``
+modules :class:`~.layer.DashConv2d` (``conv1`` matches every ResnetBlock2D's first convolution).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from torch import nn
 from ..errors import DashError
 from .config import DashConfig
 from .directions import iter_batched_svd
-from .layer import DashLinear
+from .layer import DASH_LAYER_TYPES, DashLayer
 
 #: Attribute under which :func:`inject_dash` records the config on the model (read by the exporters).
 CONFIG_ATTRIBUTE = "dash_config"
@@ -33,7 +34,8 @@ def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
 
 
 def inject_dash(model: nn.Module, config: DashConfig) -> list[str]:
-    """Freeze ``model`` and wrap every target ``nn.Linear`` in a :class:`DashLinear`.
+    """Freeze ``model`` and wrap every target ``nn.Linear`` / ``nn.Conv2d`` in a :class:`DashLinear` /
+    :class:`DashConv2d`.
 
     Returns the qualified names of the wrapped modules (sorted as in ``named_modules``). Adapter
     weights are float32 on each base layer's device. Raises :class:`DashError` when nothing matches or
@@ -44,28 +46,31 @@ def inject_dash(model: nn.Module, config: DashConfig) -> list[str]:
     targets = [
         name
         for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and matches_target(name, config.target_modules)
+        if type(module) in DASH_LAYER_TYPES and matches_target(name, config.target_modules)
     ]
     if not targets:
-        linear_names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+        layer_names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m) in DASH_LAYER_TYPES})
         raise DashError(
-            f"no nn.Linear module matches target_modules {list(config.target_modules)}: "
-            f"choose among the model's Linear names, e.g. {linear_names[:8]}"
+            f"no nn.Linear or nn.Conv2d module matches target_modules {list(config.target_modules)}: "
+            f"choose among the model's layer names, e.g. {layer_names[:8]}"
         )
     model.requires_grad_(False)
     for name in targets:
         base = model.get_submodule(name)
-        layer = DashLinear(
-            base, config.rank, config.lora_alpha, config.num_directions, config.dropout, init_lora_weights=config.init_lora_weights
-        )
+        try:
+            layer = DASH_LAYER_TYPES[type(base)](
+                base, config.rank, config.lora_alpha, config.num_directions, config.dropout, init_lora_weights=config.init_lora_weights
+            )
+        except TypeError as error:
+            raise DashError(f"module '{name}' cannot carry LoRA-Dash ({error}): drop it from target_modules") from error
         _set_submodule(model, name, layer)
     setattr(model, CONFIG_ATTRIBUTE, config)
     return targets
 
 
-def dash_layers(model: nn.Module) -> dict[str, DashLinear]:
-    """All :class:`DashLinear` modules of ``model`` by qualified name."""
-    return {name: m for name, m in model.named_modules() if isinstance(m, DashLinear)}
+def dash_layers(model: nn.Module) -> dict[str, DashLayer]:
+    """All LoRA-Dash layers (:class:`DashLinear`, :class:`DashConv2d`) of ``model`` by qualified name."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, DashLayer)}
 
 
 def dash_config_of(model: nn.Module) -> DashConfig | None:
@@ -82,7 +87,7 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 def unwrap_dash(model: nn.Module, merge: bool = False) -> list[str]:
-    """Replace every :class:`DashLinear` by its ``base_layer`` (adding the update into it when ``merge``).
+    """Replace every LoRA-Dash layer by its ``base_layer`` (adding the update into it when ``merge``).
 
     Returns the names of the unwrapped modules.
     """
@@ -105,7 +110,7 @@ def select_directions(
     device: torch.device | str | None = None,
     names: Collection[str] | None = None,
 ) -> dict[str, dict[str, list]]:
-    """Select the task-specific directions of every :class:`DashLinear` in ``model``.
+    """Select the task-specific directions of every LoRA-Dash layer in ``model``.
 
     The SVDs of the frozen weights are computed batched by shape on ``device`` (default: the weights'
     device), or taken from ``svds`` (name -> :class:`~dash_diffusion.lora_dash.directions.SVD`, e.g. computed ahead
@@ -120,7 +125,7 @@ def select_directions(
     """
     layers = {n: m for n, m in dash_layers(model).items() if m.num_directions > 0 and (names is None or n in names)}
     svds = svds or {}
-    missing = {n: m.base_layer.weight for n, m in layers.items() if n not in svds}
+    missing = {n: m.weight_matrix() for n, m in layers.items() if n not in svds}
     summary: dict[str, dict[str, list]] = {}
 
     def install(name: str, svd) -> None:

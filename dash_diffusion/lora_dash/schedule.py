@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .inject import dash_layers, select_directions
-from .layer import DashLinear
+from .layer import DashLayer
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def direction_owners(model: nn.Module, world_size: int) -> dict[str, int]:
     """Which process selects each layer's directions: round robin over the layers sorted by weight shape,
     so every process gets about the same number of SVDs of each size (the switch's cost)."""
     layers = {name: layer for name, layer in dash_layers(model).items() if layer.num_directions > 0}
-    by_shape = sorted(layers, key=lambda name: tuple(layers[name].base_layer.weight.shape))  # stable: module order within a shape
+    by_shape = sorted(layers, key=lambda name: tuple(layers[name].weight_matrix().shape))  # stable: module order within a shape
     return {name: position % world_size for position, name in enumerate(by_shape)}
 
 
@@ -94,8 +94,8 @@ class DashSchedule:
     summaries: dict[str, dict] = field(default_factory=dict)
     _switched: bool = field(default=False, init=False, repr=False)
 
-    def _dash_layers(self) -> list[DashLinear]:
-        """Every :class:`DashLinear` of every model, in model then module order."""
+    def _dash_layers(self) -> list[DashLayer]:
+        """Every LoRA-Dash layer of every model, in model then module order."""
         return [layer for model in self.models.values() for layer in dash_layers(model).values()]
 
     @property

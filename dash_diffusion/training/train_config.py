@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DashError
-from ..formats.sgm_names import KOHYA_UNET_TARGETS, check_kohya_targets
+from ..formats.sgm_names import KOHYA_UNET_RESNET_TARGETS, KOHYA_UNET_TARGETS, check_kohya_targets
 from ..lora_dash.config import UNET_TARGET_MODULES, DashConfig
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
@@ -69,7 +69,7 @@ class TrainConfig:
     lora_alpha: float | None = opt(None, "LoRA alpha (default: rank).", "adapter")
     lora_dropout: float = opt(0.0, "Dropout on the adapter input.", "adapter")
     init_lora_weights: str = opt("gaussian", "Init of lora_A: gaussian (std 1/r, diffusers' SDXL script and the paper) or kaiming (PEFT's default).", "adapter")
-    target_modules: str = opt(",".join(UNET_TARGET_MODULES), f"Comma-separated UNet module suffixes to adapt, among {','.join(KOHYA_UNET_TARGETS)} (every Linear of the transformer blocks that sd-scripts adapts).", "adapter")
+    target_modules: str = opt(",".join(UNET_TARGET_MODULES), f"Comma-separated UNet module suffixes to adapt, among {','.join(KOHYA_UNET_TARGETS)} (every Linear of the transformer blocks that sd-scripts adapts) and {','.join(KOHYA_UNET_RESNET_TARGETS)} (the convolutions and time projections of the resnets and samplers: LoCon, sd-scripts' conv_dim).", "adapter")
     dash_warmup_steps: int = opt(100, "t: optimizer steps of plain LoRA before the directions are selected (the paper's SDXL run: 25 with accumulation 4).", "adapter")
     dash_directions: int = opt(8, "s: task-specific directions per layer.", "adapter")
     no_dash: bool = opt(False, "Train a plain LoRA through the identical loop (the baseline).", "adapter")
