@@ -8,14 +8,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dash_diffusion import DashConfig, DashConv2d, DashError, dash_layers, inject_dash, select_directions, unwrap_dash
+from dash_diffusion import (
+    DashConfig,
+    DashConv2d,
+    DashError,
+    dash_layers,
+    inject_dash,
+    select_directions,
+    unwrap_dash,
+)
 from dash_diffusion.lora_dash.directions import batched_svd
 
 CONVOLUTIONS = {
-    "3x3 same": dict(in_channels=6, out_channels=10, kernel_size=3, padding=1),
-    "3x3 stride 2": dict(in_channels=6, out_channels=10, kernel_size=3, stride=2, padding=1),
-    "1x1 shortcut": dict(in_channels=6, out_channels=10, kernel_size=1),
-    "dilated 2x3": dict(in_channels=6, out_channels=4, kernel_size=(2, 3), dilation=2, padding=(1, 2)),
+    "3x3 same": {"in_channels": 6, "out_channels": 10, "kernel_size": 3, "padding": 1},
+    "3x3 stride 2": {"in_channels": 6, "out_channels": 10, "kernel_size": 3, "stride": 2, "padding": 1},
+    "1x1 shortcut": {"in_channels": 6, "out_channels": 10, "kernel_size": 1},
+    "dilated 2x3": {"in_channels": 6, "out_channels": 4, "kernel_size": (2, 3), "dilation": 2, "padding": (1, 2)},
 }
 
 

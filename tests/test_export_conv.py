@@ -20,7 +20,10 @@ from dash_diffusion import (
     save_adapter,
 )
 from dash_diffusion.formats.lora_files import check_lora_file
-from dash_diffusion.formats.sgm_names import KOHYA_UNET_RESNET_TARGETS, KOHYA_UNET_TARGETS
+from dash_diffusion.formats.sgm_names import (
+    KOHYA_UNET_RESNET_TARGETS,
+    KOHYA_UNET_TARGETS,
+)
 from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline
 
 TOLERANCE = 1e-5

@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DashError
-from ..formats.sgm_names import KOHYA_UNET_RESNET_TARGETS, KOHYA_UNET_TARGETS, check_kohya_targets
+from ..formats.sgm_names import (
+    KOHYA_UNET_RESNET_TARGETS,
+    KOHYA_UNET_TARGETS,
+    check_kohya_targets,
+)
 from ..lora_dash.config import UNET_TARGET_MODULES, DashConfig
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
