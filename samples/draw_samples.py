@@ -3,7 +3,9 @@
 The robot has a round teal body, a boxy teal head with two big eyes, a grey antenna topped with an
 orange ball, a yellow star on its chest, grey arms with orange hands and short grey legs. Everything
 is drawn with PIL and no randomness, so running ``python samples/draw_samples.py`` always writes the
-same PNGs into ``samples/robot/``.
+same PNGs into ``samples/robot/``, and beside them, in ``samples/robot_masks/``, each photo's loss mask
+(the robot's own coverage: white on the robot, black on the background and its shadow) for the trainer's
+``--instance_mask_dir``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFilter
 
 OUT_DIR = Path(__file__).resolve().parent / "robot"
+MASK_DIR = Path(__file__).resolve().parent / "robot_masks"
 CANVAS = 800  # the robot is drawn on an 800x800 transparent canvas, then scaled down (anti-aliasing)
 
 TEAL = (43, 181, 176)
@@ -185,8 +188,8 @@ def _shadow(size: tuple[int, int], centre: tuple[float, float], width: float) ->
     return mask.filter(ImageFilter.GaussianBlur(max(1, width / 25)))
 
 
-def render(shot: Shot) -> Image.Image:
-    """Compose one sample image."""
+def render_with_mask(shot: Shot) -> tuple[Image.Image, Image.Image]:
+    """Compose one sample image; also return its mask (the robot's alpha where it was pasted, greyscale)."""
     image = BACKGROUNDS[shot.background](shot.size)
     width, height = shot.size
     side = max(8, round(shot.height * height))
@@ -196,16 +199,25 @@ def render(shot: Shot) -> Image.Image:
     feet = (left + side / 2, top + side * 0.93)
     image.paste((40, 30, 30), (0, 0), _shadow(shot.size, feet, side * 0.5))
     image.paste(robot, (left, top), robot)
-    return image
+    mask = Image.new("L", shot.size, 0)
+    mask.paste(robot.getchannel("A"), (left, top))
+    return image, mask
+
+
+def render(shot: Shot) -> Image.Image:
+    """Compose one sample image."""
+    return render_with_mask(shot)[0]
 
 
 def main() -> None:
-    """Write every sample PNG into ``samples/robot/``."""
+    """Write every sample PNG into ``samples/robot/`` and its mask into ``samples/robot_masks/``."""
     OUT_DIR.mkdir(parents=True, exist_ok=True)
+    MASK_DIR.mkdir(parents=True, exist_ok=True)
     for shot in SHOTS:
-        path = OUT_DIR / shot.name
-        render(shot).save(path, optimize=True)
-        print(path)
+        image, mask = render_with_mask(shot)
+        for folder, picture in ((OUT_DIR, image), (MASK_DIR, mask)):
+            picture.save(folder / shot.name, optimize=True)
+            print(folder / shot.name)
 
 
 if __name__ == "__main__":

@@ -34,8 +34,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from dash_diffusion.data.buckets import cover_size, make_buckets, nearest_bucket, resize_and_crop
+from dash_diffusion.data.buckets import (
+    cover_size,
+    make_buckets,
+    nearest_bucket,
+    resize_and_crop,
+)
 from dash_diffusion.data.images import describe_files, load_rgb, split_image_files
+from dash_diffusion.data.masks import crop_like, load_mask
 from dash_diffusion.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -116,6 +122,7 @@ class Example:
     crop_top_left: Size
     flipped: bool = False
     is_class_image: bool = False
+    loss_mask: torch.Tensor | None = None  # uint8 (1, H, W), cropped as ``pixels`` (``--instance_mask_dir``)
 
 
 class DreamBoothDataset(torch.utils.data.Dataset):
@@ -129,8 +136,10 @@ class DreamBoothDataset(torch.utils.data.Dataset):
     Without ``bucketing`` every image is resized and cropped to ``resolution x resolution``; with it
     each image goes to its nearest bucket of :func:`make_buckets(resolution, bucket_step)
     <dash_diffusion.data.buckets.make_buckets>`. A ``<stem>.txt`` caption beside an image replaces the
-    instance (or class) prompt for that image. Unreadable files are skipped with a warning; a folder
-    with no usable image raises :class:`DataError`.
+    instance (or class) prompt for that image. With ``instance_mask_dir`` every instance image has a
+    loss mask there (:mod:`dash_diffusion.data.masks`), cropped with it (item ``loss_mask``; class images
+    have none). Unreadable files are skipped with a warning; a folder with no usable image raises
+    :class:`DataError`.
     """
 
     def __init__(
@@ -147,6 +156,7 @@ class DreamBoothDataset(torch.utils.data.Dataset):
         class_dir: str | os.PathLike[str] | None = None,
         class_prompt: str | None = None,
         num_class_images: int | None = None,
+        instance_mask_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if resolution < 1:
             raise DataError(f"resolution must be a positive pixel count, got {resolution}: use e.g. 1024")
@@ -154,6 +164,9 @@ class DreamBoothDataset(torch.utils.data.Dataset):
             raise DataError(f"repeats must be at least 1, got {repeats}: use 1 to show each image once")
         self.instance_dir = Path(instance_dir)
         self.class_dir = Path(class_dir) if class_dir is not None else None
+        self.instance_mask_dir = Path(instance_mask_dir) if instance_mask_dir else None
+        if self.instance_mask_dir is not None and not self.instance_mask_dir.is_dir():
+            raise DataError(f"--instance_mask_dir '{self.instance_mask_dir}' is not a folder: pass the folder of loss masks named like the photos")
         self.resolution = resolution
         self.center_crop = center_crop
         self.random_flip = random_flip
@@ -212,6 +225,9 @@ class DreamBoothDataset(torch.utils.data.Dataset):
             rng = random.Random(f"{self.seed}:{kind}:{path.name}")
             cropped, original, crop = resize_and_crop(image, target, self.center_crop, rng)
             pixels = torch.from_numpy(np.array(cropped, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+            loss_mask = None
+            if self.instance_mask_dir is not None and not is_class:
+                loss_mask = crop_like(load_mask(self.instance_mask_dir, path, original), original, crop, target)
             examples.append(
                 Example(
                     path=path,
@@ -221,6 +237,7 @@ class DreamBoothDataset(torch.utils.data.Dataset):
                     original_size=original,
                     crop_top_left=crop,
                     is_class_image=is_class,
+                    loss_mask=loss_mask,
                 )
             )
         if not examples:
@@ -295,6 +312,7 @@ class DreamBoothDataset(torch.utils.data.Dataset):
             "flip": self.flip_for(index, 0),
             "index": index,
             "example_id": self.example_id(index),
+            "loss_mask": example.loss_mask,
         }
 
 

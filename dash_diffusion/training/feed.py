@@ -29,6 +29,7 @@ import torch
 
 from ..data.buckets import BucketBatchSampler
 from ..data.dreambooth import DreamBoothDataset, flip_example
+from ..data.masks import latent_weights
 from .sdxl import encode_prompts, scale_latents, time_ids, tokenize, vae_encode
 
 
@@ -40,6 +41,7 @@ class StepInputs:
     prompt_embeds: torch.Tensor  # (B, 77, d1 + d2)
     pooled: torch.Tensor  # (B, d2)
     time_ids: torch.Tensor  # (B, 6)
+    loss_weights: torch.Tensor | None = None  # (B, 1, h, w) from the loss masks (ones for images without one); None without masks
 
 
 def deal(batches: list[list[int]], processes: int, per_process_multiple: int, rank: int) -> list[list[int]]:
@@ -165,7 +167,20 @@ class TrainingFeed:
             with torch.set_grad_enabled(self.train_text_encoder):
                 embeds, pooled = self._encode_text(prompts)
             ids = torch.stack([e[2] for e in examples])
-        return StepInputs(latents=latents, prompt_embeds=embeds, pooled=pooled, time_ids=ids.to(self.device))
+        weights = self._loss_weights(indices, flips, tuple(latents.shape[-2:]))
+        return StepInputs(latents=latents, prompt_embeds=embeds, pooled=pooled, time_ids=ids.to(self.device), loss_weights=weights)
+
+    def _loss_weights(self, indices: list[int], flips: list[bool], latent_size: tuple[int, int]) -> torch.Tensor | None:
+        """Per-latent-pixel loss weights of a micro-batch from the instance images' masks, flipped as their
+        latents are; None when the dataset has no masks (class images weigh 1 everywhere)."""
+        if self.dataset.instance_mask_dir is None:
+            return None
+        rows = []
+        for index, flip in zip(indices, flips):
+            mask = self.dataset[index]["loss_mask"]
+            weights = torch.ones(1, *latent_size) if mask is None else latent_weights(mask, latent_size)
+            rows.append(torch.flip(weights, dims=(-1,)) if flip else weights)
+        return torch.stack(rows).to(self.device)
 
     def _example_time_ids(self, index: int, flip: bool) -> torch.Tensor:
         return self._example(index, flip)[2]

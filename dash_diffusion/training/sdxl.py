@@ -165,9 +165,25 @@ def snr(noise_scheduler: Any, timesteps: torch.Tensor) -> torch.Tensor:
     return alpha_bar / (1.0 - alpha_bar)
 
 
-def diffusion_loss(model_pred: torch.Tensor, target: torch.Tensor, timesteps: torch.Tensor, noise_scheduler: Any, snr_gamma: float | None) -> torch.Tensor:
-    """Mean squared error in float32, Min-SNR weighted per sample when ``snr_gamma`` is set."""
-    per_sample = F.mse_loss(model_pred.float(), target.float(), reduction="none").mean(dim=tuple(range(1, model_pred.ndim)))
+def diffusion_loss(
+    model_pred: torch.Tensor,
+    target: torch.Tensor,
+    timesteps: torch.Tensor,
+    noise_scheduler: Any,
+    snr_gamma: float | None,
+    pixel_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean squared error in float32, Min-SNR weighted per sample when ``snr_gamma`` is set.
+
+    ``pixel_weights`` (B, 1, h, w), the loss masks on the latent grid, turn each sample's mean into the
+    weighted mean ``sum_p w_p |e_p|^2 / sum_p w_p`` over its latent pixels and channels."""
+    squared = F.mse_loss(model_pred.float(), target.float(), reduction="none")
+    dims = tuple(range(1, model_pred.ndim))
+    if pixel_weights is None:
+        per_sample = squared.mean(dim=dims)
+    else:
+        weights = pixel_weights.float().expand_as(squared)
+        per_sample = (squared * weights).sum(dim=dims) / weights.sum(dim=dims).clamp_min(1e-8)
     if snr_gamma:
         ratio = snr(noise_scheduler, timesteps)
         clipped = torch.clamp(ratio, max=snr_gamma)

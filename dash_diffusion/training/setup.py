@@ -121,7 +121,7 @@ def make_dataset(config: TrainConfig, with_class_images: bool) -> DreamBoothData
         config.instance_dir, config.instance_prompt, config.resolution, config.center_crop, config.random_flip, config.repeats,
         config.bucketing, config.bucket_step, config.seed,
         class_dir=config.class_dir if with_class_images else None, class_prompt=resolved_class_prompt(config),
-        num_class_images=config.num_class_images,
+        num_class_images=config.num_class_images, instance_mask_dir=config.instance_mask_dir,
     )
 
 

@@ -1,7 +1,7 @@
 """One optimizer step: ``gradient_accumulation_steps`` micro-batches on every process, then the update.
 
 The loss of a micro-batch is the diffusion loss of the instance images (Min-SNR weighted when
-``--snr_gamma`` is set) plus ``prior_loss_weight`` times the plain, unweighted loss of the class images
+``--snr_gamma`` is set; with ``--instance_mask_dir`` a mean weighted by the photos' loss masks) plus ``prior_loss_weight`` times the plain, unweighted loss of the class images
 (prior preservation), as diffusers computes it. Gradients are synchronised across processes only on
 the last micro-batch. Before the update, :meth:`DashSchedule.before_optimizer_step` withholds
 ``dash_delta``'s zero gradient during pre-launch, so its optimizer state starts at the switch.
@@ -37,7 +37,7 @@ def micro_step_loss(run: Any, indices: list[int], epoch: int, snr_gamma: float |
         return_dict=False,
     )[0]
     target = training_target(components.noise_scheduler, latents, noise, timesteps)
-    return diffusion_loss(prediction, target, timesteps, components.noise_scheduler, snr_gamma)
+    return diffusion_loss(prediction, target, timesteps, components.noise_scheduler, snr_gamma, inputs.loss_weights)
 
 
 def _no_sync_unless(sync: bool, run: Any) -> contextlib.ExitStack:

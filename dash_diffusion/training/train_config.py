@@ -54,6 +54,7 @@ class TrainConfig:
     # data
     instance_dir: str | None = opt(None, "Folder with the subject's photos (alias --instance_data_dir).", "data", aliases=("--instance_data_dir",))
     instance_prompt: str | None = opt(None, "Prompt for the subject; default 'a photo of sks <class>' from the folder name.", "data")
+    instance_mask_dir: str | None = opt(None, "Folder of loss masks named like the photos (<stem>.png, white = subject, black = ignored, grey = partial): only the masked pixels count in the instance loss (sd-scripts' masked_loss), so backgrounds are not learnt.", "data")
     resolution: int = opt(1024, "Training resolution (side of the square, or the area of the buckets).", "data")
     center_crop: bool = opt(False, "Crop the centre instead of a random (fixed per image) window.", "data")
     random_flip: bool = opt(False, "Flip images horizontally at random (a fresh choice per epoch).", "data")
