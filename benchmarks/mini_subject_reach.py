@@ -32,8 +32,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-from mini_vae import sample_photos  # noqa: E402
-from provenance import RunClock, publish  # noqa: E402
+from mini_vae import sample_photos
+from picture_rows import save_picture_rows
+from provenance import RunClock, publish
 
 SUBSETS: dict[str, str] = {
     "attention": r"attn[12]\.(to_q|to_k|to_v|to_out\.0)\.",
@@ -86,7 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", type=Path, default=None, help="write the rendered pictures, one row per model and subset")
     args = parser.parse_args(argv)
     from diffusers import StableDiffusionXLPipeline
-    from PIL import Image
 
     from dash_diffusion.demo import GUIDANCE, INFERENCE_STEPS
     from dash_diffusion.models.builtin import resolve_model_path
@@ -113,12 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {name} | {subset} | {count:,} | {instance_similarity(judges, pictures, photos):.3f} |")
             print(lines[-1], flush=True)
     if args.grid:
-        grid = Image.new("RGB", (128 * args.seeds, 128 * len(rows)), "white")
-        for row, pictures in enumerate(rows):
-            for column, picture in enumerate(pictures):
-                grid.paste(picture, (128 * column, 128 * row))
-        args.grid.parent.mkdir(parents=True, exist_ok=True)
-        grid.save(args.grid)
+        save_picture_rows(rows, args.grid)
     publish("\n".join(lines) + "\n", args.markdown, "mini_subject_reach", clock, torch.device("cpu"))
     return 0
 

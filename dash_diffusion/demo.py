@@ -5,8 +5,9 @@
 1. The real trainer (``accelerate launch train_dreambooth_dash.py``) learns ``a photo of sks robot``
    from the six pictures in ``samples/robot``, with LoRA-Dash on every linear layer of the UNet's
    transformer blocks (sd-scripts' set: the attention projections, ``proj_in``/``proj_out`` and the
-   feed-forward layers) and prior preservation on 48 other robots that the world renders in its scenes
-   (``a photo of a robot``, loss weight :data:`PRIOR_LOSS_WEIGHT`).
+   feed-forward layers), the loss of each photo counted on the robot only (the masks of
+   ``samples/robot_masks``, ``--instance_mask_dir``), and prior preservation on 48 other robots that the
+   world renders in its scenes (``a photo of a robot``, loss weight :data:`PRIOR_LOSS_WEIGHT`).
 2. A stock diffusers pipeline renders, for a few scenes the photos never showed, the base model's
    ``a photo of a robot <scene>`` and, after ``load_lora_weights``, the adapter's ``a photo of sks robot
    <scene>`` at the same seeds.
@@ -36,6 +37,11 @@ MODELS = {"builtin:tiny-sdxl": 64, "builtin:mini-sdxl": 128}
 """The built-in models the demo runs on, with their native resolution."""
 DEFAULT_MODEL = "builtin:mini-sdxl"
 SAMPLES = ROOT / "samples" / "robot"
+MASKS = ROOT / "samples" / "robot_masks"
+"""Loss masks of the sample photos. Without them the photos' plain backdrops are learnt with the robot and
+pull every scene towards pastel; with them (same recipe, seed and 400 steps) the judges' instance
+similarity of the adapter's pictures rose from 0.36 to 0.61 with the same scenes recognised, and the
+figures gained the robot's head, arms and chest emblem."""
 CLASS = "robot"
 CLASS_IMAGES = 48
 PRIOR_LOSS_WEIGHT = 0.3
@@ -79,6 +85,7 @@ def training_options(output_dir: Path, steps: int, warmup: int, model: str = DEF
     return {
         "pretrained_model_name_or_path": model,
         "instance_dir": str(SAMPLES),
+        "instance_mask_dir": str(MASKS),
         "resolution": MODELS[model],
         "center_crop": True,
         "rank": 8,  # with prior preservation, rank 4 reached instance similarity 0.17 and rank 8 0.39 (same seed and steps)

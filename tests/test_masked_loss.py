@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image, ImageDraw
-from train_helpers import assert_same_files, draw_subject, tiny_config
+from train_helpers import (
+    assert_same_files,
+    draw_subject,
+    killed_then_resumed,
+    tiny_config,
+)
 
 import dash_diffusion.training.train as train_module
 from dash_diffusion.data.dreambooth import DreamBoothDataset
@@ -106,22 +111,7 @@ def test_masked_run_trains_flips_and_resumes_exactly(tmp_path, monkeypatch):
     with pytest.raises(AssertionError):
         assert_same_files(reference, unmasked)  # the masks change what is learnt
 
-    class Killed(Exception):
-        pass
-
-    real_save = train_module.save_checkpoint
-
-    def save_then_die(accelerator, output_dir, step, state, total_limit):
-        path = real_save(accelerator, output_dir, step, state, total_limit)
-        if step == 2:
-            raise Killed
-        return path
-
-    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
-    with pytest.raises(Killed):
-        train_module.train(tiny_config(tmp_path / "b", **options))
-    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
-    resumed = train_module.train(tiny_config(tmp_path / "b", resume_from_checkpoint="latest", **options))
+    resumed = killed_then_resumed(monkeypatch, tmp_path / "b", 2, **options)
     assert_same_files(reference, resumed, atol=1e-6)
 
 

@@ -3,21 +3,9 @@
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
 import torch
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def load_benchmark():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import mini_subject_reach
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return mini_subject_reach
+from benchmark_loader import load_benchmark
 
 
 def test_fine_tuning_changes_exactly_the_chosen_subset():
@@ -25,7 +13,7 @@ def test_fine_tuning_changes_exactly_the_chosen_subset():
 
     from dash_diffusion.models.builtin import resolve_model_path
 
-    reach = load_benchmark()
+    reach = load_benchmark("mini_subject_reach")
     torch.set_num_threads(1)
     pipe = StableDiffusionXLPipeline.from_pretrained(resolve_model_path("builtin:mini-sdxl"))
     pipe.unet.float()
@@ -42,7 +30,7 @@ def test_fine_tuning_changes_exactly_the_chosen_subset():
 
 
 def test_benchmark_writes_a_row_per_subset_under_its_marker(tmp_path):
-    reach = load_benchmark()
+    reach = load_benchmark("mini_subject_reach")
     markdown = tmp_path / "results.md"
     markdown.write_text("<!-- mini_subject_reach:start -->\n<!-- mini_subject_reach:end -->\n")
     assert reach.main(["--steps", "1", "--seeds", "1", "--subset", "attention", "--markdown", str(markdown), "--grid", str(tmp_path / "grid.png")]) == 0

@@ -4,21 +4,24 @@ its ``--quick`` run end to end."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from benchmark_loader import load_benchmark
 from diffusers import UNet2DConditionModel
 
 from dash_diffusion.formats.native import read_native_adapter
 from dash_diffusion.lora_dash import tsd_analysis as tsd
-from dash_diffusion.lora_dash.directions import batched_svd, lora_change_rates, usable_directions
+from dash_diffusion.lora_dash.directions import (
+    batched_svd,
+    lora_change_rates,
+    usable_directions,
+)
 from dash_diffusion.models.builtin import resolve_model_path
 from dash_diffusion.training.train import train
 from tests.train_helpers import tiny_config
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -120,11 +123,7 @@ def test_dash_selection_at_t_is_the_top_s_of_the_plain_run_after_t_steps(tmp_pat
 
 
 def test_quick_run_end_to_end_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import mini_tsd
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    mini_tsd = load_benchmark("mini_tsd")
     out, markdown = tmp_path / "tsd", tmp_path / "results.md"
     assert mini_tsd.main(["--quick", "--out", str(out), "--markdown", str(markdown)]) == 0
     saved = sorted(p.name for p in (out / "results").glob("*.json"))

@@ -9,7 +9,7 @@ import pytest
 import torch
 from dash_helpers import unet_inputs, unet_output
 from safetensors.torch import load_file
-from train_helpers import assert_same_files, tiny_config
+from train_helpers import Killed, assert_same_files, killed_then_resumed, tiny_config
 
 import dash_diffusion.training.step as step_module
 import dash_diffusion.training.train as train_module
@@ -71,28 +71,11 @@ def test_plain_lora_run_through_the_same_loop(tmp_path):
     assert meta["num_directions"] == 0 and meta["selected_at_step"] is None
 
 
-class Killed(Exception):
-    """Stands for the process being killed right after a checkpoint."""
-
-
 @pytest.mark.parametrize("stop_at", [2, 4], ids=["before-switch", "after-switch"])
 def test_resume_reproduces_uninterrupted_run(tmp_path, monkeypatch, stop_at):
     options = dict(max_train_steps=6, dash_warmup_steps=3, checkpointing_steps=2, gradient_accumulation_steps=2, random_flip=True, lr_scheduler="cosine", lora_dropout=0.1)
     reference = train_module.train(tiny_config(tmp_path / "a", **options))
-
-    real_save = train_module.save_checkpoint
-
-    def save_then_die(accelerator, output_dir, step, state, total_limit):
-        path = real_save(accelerator, output_dir, step, state, total_limit)
-        if step == stop_at:
-            raise Killed
-        return path
-
-    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
-    with pytest.raises(Killed):
-        train_module.train(tiny_config(tmp_path / "b", **options))
-    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
-    resumed = train_module.train(tiny_config(tmp_path / "b", resume_from_checkpoint="latest", **options))
+    resumed = killed_then_resumed(monkeypatch, tmp_path / "b", stop_at, **options)
     assert_same_files(reference, resumed, atol=1e-6)
 
 

@@ -3,8 +3,7 @@ exports files that stock diffusers loads, and a run killed after the switch resu
 
 from __future__ import annotations
 
-import pytest
-from train_helpers import assert_same_files, tiny_config
+from train_helpers import assert_same_files, killed_then_resumed, tiny_config
 
 import dash_diffusion.training.train as train_module
 from dash_diffusion import (
@@ -18,10 +17,6 @@ from dash_diffusion.models.tiny import build_tiny_sdxl_pipeline
 
 TARGETS = "to_q,to_k,to_v,to_out.0,conv1,conv2,conv_shortcut,time_emb_proj,downsamplers.0.conv,upsamplers.0.conv"
 OPTIONS = {"target_modules": TARGETS, "max_train_steps": 4, "dash_warmup_steps": 2, "checkpointing_steps": 2}
-
-
-class Killed(Exception):
-    """Stands for the process being killed right after a checkpoint."""
 
 
 def test_conv_targets_train_switch_and_export(tmp_path):
@@ -42,17 +37,5 @@ def test_conv_targets_train_switch_and_export(tmp_path):
 
 def test_conv_run_killed_after_the_switch_resumes_to_the_same_files(tmp_path, monkeypatch):
     reference = train_module.train(tiny_config(tmp_path / "a", **OPTIONS))
-    real_save = train_module.save_checkpoint
-
-    def save_then_die(accelerator, output_dir, step, state, total_limit):
-        path = real_save(accelerator, output_dir, step, state, total_limit)
-        if step == 2:
-            raise Killed
-        return path
-
-    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
-    with pytest.raises(Killed):
-        train_module.train(tiny_config(tmp_path / "b", **OPTIONS))
-    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
-    resumed = train_module.train(tiny_config(tmp_path / "b", resume_from_checkpoint="latest", **OPTIONS))
+    resumed = killed_then_resumed(monkeypatch, tmp_path / "b", 2, **OPTIONS)
     assert_same_files(reference, resumed, atol=1e-6)

@@ -54,3 +54,29 @@ def assert_same_files(a: Path, b: Path, atol: float = 1e-6) -> None:
                 assert torch.allclose(left[key], right[key], atol=atol, rtol=0), f"{name}:{key} differs by {(left[key] - right[key]).abs().max()}"
             else:
                 assert torch.equal(left[key], right[key]), f"{name}:{key}"
+
+
+class Killed(Exception):
+    """Stands for the process being killed right after a checkpoint."""
+
+
+def killed_then_resumed(monkeypatch, folder: Path, stop_at: int, **options) -> Path:
+    """Train in ``folder`` until the checkpoint of step ``stop_at`` is saved, "kill" the run there, then
+    resume it with ``resume_from_checkpoint="latest"``; returns the resumed run's output folder."""
+    import pytest
+
+    import dash_diffusion.training.train as train_module
+
+    real_save = train_module.save_checkpoint
+
+    def save_then_die(accelerator, output_dir, step, state, total_limit):
+        path = real_save(accelerator, output_dir, step, state, total_limit)
+        if step == stop_at:
+            raise Killed
+        return path
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        train_module.train(tiny_config(folder, **options))
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    return train_module.train(tiny_config(folder, resume_from_checkpoint="latest", **options))
