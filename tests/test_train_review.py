@@ -175,9 +175,9 @@ def test_prior_loss_is_not_min_snr_weighted(tmp_path, monkeypatch):
     gammas = []
     real = step_module.diffusion_loss
 
-    def spy(prediction, target, timesteps, scheduler, snr_gamma):
+    def spy(prediction, target, timesteps, scheduler, snr_gamma, *weights):
         gammas.append(snr_gamma)
-        return real(prediction, target, timesteps, scheduler, snr_gamma)
+        return real(prediction, target, timesteps, scheduler, snr_gamma, *weights)
 
     monkeypatch.setattr(step_module, "diffusion_loss", spy)
     classes = draw_subject(tmp_path / "class", count=2)
