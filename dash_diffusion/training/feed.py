@@ -177,7 +177,7 @@ class TrainingFeed:
             return None
         rows = []
         for index, flip in zip(indices, flips):
-            mask = self.dataset[index]["loss_mask"]
+            mask = self.dataset.examples[self.dataset.example_id(index)].loss_mask
             weights = torch.ones(1, *latent_size) if mask is None else latent_weights(mask, latent_size)
             rows.append(torch.flip(weights, dims=(-1,)) if flip else weights)
         return torch.stack(rows).to(self.device)
