@@ -19,6 +19,11 @@ from PIL import Image, ImageDraw, ImageFilter
 OUT_DIR = Path(__file__).resolve().parent / "robot"
 MASK_DIR = Path(__file__).resolve().parent / "robot_masks"
 CANVAS = 800  # the robot is drawn on an 800x800 transparent canvas, then scaled down (anti-aliasing)
+LINE = 16
+"""Outline width on the canvas: 2% of the robot's box, the stroke of the world's pen
+(``dash_diffusion.models.world.pen.STROKE``), so that the photos share the line style builtin:mini-sdxl's VAE
+learned. Drawn with 5 to 8 px lines and the star edged in dark yellow, the photos' star went through that VAE
+as a yellow blob that decoded like a round emblem."""
 
 TEAL = (43, 181, 176)
 TEAL_LIGHT = (120, 214, 207)
@@ -29,7 +34,6 @@ GREY_DARK = (88, 96, 104)
 ORANGE = (245, 140, 40)
 ORANGE_LIGHT = (255, 200, 140)
 YELLOW = (255, 212, 60)
-YELLOW_DARK = (222, 160, 0)
 WHITE = (250, 250, 248)
 PUPIL = (25, 30, 40)
 
@@ -65,7 +69,7 @@ def _star(cx: float, cy: float, outer: float, inner: float, squash: float) -> li
 
 
 def _limb(draw: ImageDraw.ImageDraw, start: tuple[float, float], end: tuple[float, float], width: int) -> None:
-    draw.line([start, end], fill=OUTLINE, width=width + 10)
+    draw.line([start, end], fill=OUTLINE, width=width + LINE)
     draw.line([start, end], fill=GREY, width=width)
     for x, y in (start, end):
         draw.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=GREY)
@@ -81,7 +85,7 @@ def _arm(draw: ImageDraw.ImageDraw, side: int, pose: Pose, far: bool) -> None:
         hand = (shoulder[0] + side * reach, 575)
     _limb(draw, shoulder, hand, 30)
     hx, hy = hand
-    draw.ellipse([hx - 27, hy - 27, hx + 27, hy + 27], fill=ORANGE, outline=OUTLINE, width=6)
+    draw.ellipse([hx - 27, hy - 27, hx + 27, hy + 27], fill=ORANGE, outline=OUTLINE, width=LINE)
 
 
 def draw_robot(pose: Pose) -> Image.Image:
@@ -99,27 +103,27 @@ def draw_robot(pose: Pose) -> Image.Image:
 
     for x in (355, 445):  # legs and feet
         x += turn * 12
-        draw.rounded_rectangle([x - 20, 610, x + 20, 715], radius=10, fill=GREY, outline=OUTLINE, width=6)
-        draw.rounded_rectangle([x - 42, 700, x + 42, 745], radius=18, fill=GREY_DARK, outline=OUTLINE, width=6)
+        draw.rounded_rectangle([x - 20, 610, x + 20, 715], radius=10, fill=GREY, outline=OUTLINE, width=LINE)
+        draw.rounded_rectangle([x - 42, 700, x + 42, 745], radius=18, fill=GREY_DARK, outline=OUTLINE, width=LINE)
 
-    draw.ellipse([250, 350, 550, 650], fill=TEAL, outline=OUTLINE, width=8)  # round body
+    draw.ellipse([250, 350, 550, 650], fill=TEAL, outline=OUTLINE, width=LINE)  # round body
     draw.ellipse([300 + shift * 0.5, 385, 390 + shift * 0.5, 450], fill=TEAL_LIGHT)  # shine
-    draw.polygon(_star(400 + shift, 510, 70, 29, squash), fill=YELLOW, outline=YELLOW_DARK, width=6)
+    draw.polygon(_star(400 + shift, 510, 80, 36, squash), fill=YELLOW, outline=OUTLINE, width=LINE)
 
     for side in (-1, 1):
         if side != far_side:
             _arm(draw, side, pose, far=False)
 
-    draw.rectangle([372, 322, 428, 362], fill=GREY_DARK, outline=OUTLINE, width=5)  # neck
+    draw.rectangle([372, 322, 428, 362], fill=GREY_DARK, outline=OUTLINE, width=LINE)  # neck
     stick_x = 400 + shift * 0.6
-    draw.line([(stick_x, 175), (stick_x, 95)], fill=OUTLINE, width=18)
+    draw.line([(stick_x, 175), (stick_x, 95)], fill=OUTLINE, width=9 + LINE)
     draw.line([(stick_x, 175), (stick_x, 95)], fill=GREY, width=9)
-    draw.ellipse([stick_x - 34, 40, stick_x + 34, 108], fill=ORANGE, outline=OUTLINE, width=6)
+    draw.ellipse([stick_x - 34, 40, stick_x + 34, 108], fill=ORANGE, outline=OUTLINE, width=LINE)
     draw.ellipse([stick_x - 18, 52, stick_x - 2, 68], fill=ORANGE_LIGHT)
 
     half = 115 * (1.0 - 0.12 * abs(turn))
     left, right = 400 - half + shift * 0.3, 400 + half + shift * 0.3
-    draw.rounded_rectangle([left, 160, right, 335], radius=42, fill=TEAL, outline=OUTLINE, width=8)
+    draw.rounded_rectangle([left, 160, right, 335], radius=42, fill=TEAL, outline=OUTLINE, width=LINE)
     if far_side:  # a darker side face shows on the far side of the boxy head
         edge = left if far_side < 0 else right
         inner = edge - far_side * 38 * abs(turn)
@@ -128,11 +132,11 @@ def draw_robot(pose: Pose) -> Image.Image:
 
     for ex in (355, 445):
         ex = 400 + (ex - 400) * squash + shift
-        draw.ellipse([ex - 30, 215, ex + 30, 275], fill=WHITE, outline=OUTLINE, width=5)
+        draw.ellipse([ex - 30, 215, ex + 30, 275], fill=WHITE, outline=OUTLINE, width=LINE)
         px = ex + 10 * turn
         draw.ellipse([px - 13, 232, px + 13, 258], fill=PUPIL)
         draw.ellipse([px - 8, 236, px - 1, 243], fill=WHITE)
-    draw.arc([360 + shift, 262, 440 + shift, 312], start=20, end=160, fill=OUTLINE, width=7)
+    draw.arc([360 + shift, 262, 440 + shift, 312], start=20, end=160, fill=OUTLINE, width=9)
 
     if pose.tilt:
         image = image.rotate(pose.tilt, resample=Image.BICUBIC, center=(400, 745))
