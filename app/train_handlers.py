@@ -116,8 +116,8 @@ class TrainPageHandlers(TrainService):
     def start_from_page(self, photos: Any, dataset: Any, trigger: Any, class_name: Any, instance_prompt: Any, class_prompt: Any,
                         method: Any, preset: Any, rank: Any, directions: Any, warmup: Any, steps: Any, learning_rate: Any,
                         resolution: Any, bucketing: Any, flip: Any, prior: Any, text_encoder: Any,
-                        validation_prompt: Any, validation_steps: Any, checkpointing_steps: Any) -> list[Any]:
-        """The Start button: the panel's values as options, then :meth:`start`."""
+                        validation_prompt: Any, validation_steps: Any, checkpointing_steps: Any, masks: Any = None) -> list[Any]:
+        """The Start button: the panel's values as options, then :meth:`start` (with the loss masks, if any)."""
         options = {
             "trigger": trigger, "class_name": class_name, "instance_prompt": instance_prompt, "class_prompt": class_prompt,
             "rank": rank, "s": directions, "t": warmup, "steps": steps, "lr": learning_rate, "resolution": resolution,
@@ -125,14 +125,14 @@ class TrainPageHandlers(TrainService):
             "validation_prompt": validation_prompt, "validation_steps": validation_steps, "checkpointing_steps": checkpointing_steps,
         }
         try:
-            status, note, name = self.start(photos, dataset, method, preset, options)
+            status, note, name = self.start(photos, dataset, method, preset, options, masks)
         except DashError as error:
             gr.Warning(str(error))
-            return [gr.update(), gr.update(), *self.render(self.manager.status(), f"**Could not start:** {error}")]
+            return [gr.update(), gr.update(), gr.update(), *self.render(self.manager.status(), f"**Could not start:** {error}")]
         except Exception as error:  # noqa: BLE001 - every failure becomes a message
             logger.error("starting a training run failed", exc_info=error)
-            return [gr.update(), gr.update(), *self.render(self.manager.status(), f"**Could not start:** {type(error).__name__}: {error}")]
-        return [None, gr.update(choices=self.data.datasets(), value=name), *self.render(status, f"{status.message}. {note}")]
+            return [gr.update(), gr.update(), gr.update(), *self.render(self.manager.status(), f"**Could not start:** {type(error).__name__}: {error}")]
+        return [None, gr.update(choices=self.data.datasets(), value=name), None, *self.render(status, f"{status.message}. {note}")]
 
     def _action_from_page(self, action: Any, what: str) -> list[Any]:
         try:

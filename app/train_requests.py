@@ -153,8 +153,10 @@ def run_name(dataset: str, request: TrainRequest, taken: Path) -> str:
     return name
 
 
-def make_config(request: TrainRequest, *, base: str, dataset_folder: Path, class_dir: Path, output_dir: Path, resolution: int, device: str) -> TrainConfig:
-    """The trainer's config for a checked request (the preset, then the options on top)."""
+def make_config(request: TrainRequest, *, base: str, dataset_folder: Path, class_dir: Path, output_dir: Path, resolution: int, device: str,
+                mask_dir: Path | None = None) -> TrainConfig:
+    """The trainer's config for a checked request (the preset, then the options on top); ``mask_dir``
+    holds the photos' loss masks (``--instance_mask_dir``), if any."""
     preset = PRESETS[request.preset]
     options = dict(request.options)
     trigger = options.pop("trigger", None) or DEFAULT_TRIGGER
@@ -180,6 +182,8 @@ def make_config(request: TrainRequest, *, base: str, dataset_folder: Path, class
         raise DashError(f"resolution must be a multiple of 8, got {values['resolution']}")
     if values.get("with_prior_preservation"):
         values["class_dir"] = str(class_dir)
+    if mask_dir is not None:
+        values["instance_mask_dir"] = str(mask_dir)
     values.setdefault("instance_prompt", None)
     if not values.get("instance_prompt"):
         from dash_diffusion.data.dreambooth import default_instance_prompt

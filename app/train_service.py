@@ -2,7 +2,8 @@
 run.toml written and the trainer launched; each endpoint answers the run's status as JSON (see
 :meth:`RunStatus.to_json <app.training_runs.RunStatus.to_json>`, plus ``ok`` and ``message``)::
 
-    /train(photos: list of files, dataset: str, method: "LoRA-Dash" | "LoRA", preset: str, options: JSON)
+    /train(photos: list of files, dataset: str, method: "LoRA-Dash" | "LoRA", preset: str, options: JSON,
+           masks: list of files (optional loss masks named like the photos))
     /train_status()    /train_stop()    /train_resume()
 
 Anything refused is a :class:`DashError` inside and a message (``ok: false``) outside, never a traceback.
@@ -39,7 +40,7 @@ class CheckedListFiles(ListFiles):
             raise gr.Error("photos must be a list of uploaded image files (gradio_client: [handle_file(path), ...])", print_exception=False) from None
 
 
-def photo_paths(photos: object) -> list[Path]:
+def photo_paths(photos: object, what: str = "photos") -> list[Path]:
     """Uploaded files as paths (gradio gives file paths; an API caller may send one path or a list)."""
     if photos is None or photos == "" or photos == []:
         return []
@@ -49,7 +50,7 @@ def photo_paths(photos: object) -> list[Path]:
         if isinstance(item, dict) and isinstance(item.get("path"), str):
             item = item["path"]
         if not isinstance(item, (str, Path)) or not str(item):
-            raise DashError(f"photos must be uploaded image files, got {type(item).__name__}")
+            raise DashError(f"{what} must be uploaded image files, got {type(item).__name__}")
         paths.append(Path(item))
     return paths
 
@@ -64,17 +65,20 @@ class TrainService:
         self.device = device
         self.default_resolution = default_resolution
 
-    def start(self, photos: object, dataset: object, method: object, preset: object, options: object) -> tuple[RunStatus, str, str]:
-        """Check the request, store the photos as a dataset, write run.toml and launch the trainer.
+    def start(self, photos: object, dataset: object, method: object, preset: object, options: object,
+              masks: object = None) -> tuple[RunStatus, str, str]:
+        """Check the request, store the photos (and loss masks) as a dataset, write run.toml and launch
+        the trainer.
 
-        Returns the new run's status, a line about the photos and the dataset's name; :class:`DashError`
-        for anything refused.
+        ``masks`` are optional loss masks named like the photos (:mod:`app.loss_masks`); a dataset that
+        has stored masks trains with them. Returns the new run's status, a line about the photos and the
+        dataset's name; :class:`DashError` for anything refused.
         """
         request = check_request(method, preset, options)
         busy = self.manager.active_run()
         if busy is not None:
             raise DashError(f"run '{busy.name}' is still in progress: stop it or wait until it ends (one run at a time)")
-        paths = photo_paths(photos)
+        paths, mask_files = photo_paths(photos), photo_paths(masks, "loss masks")
         if dataset is not None and not isinstance(dataset, str):
             raise DashError(f"dataset must be a name, got {type(dataset).__name__}")
         resolution = request.options.get("resolution", self.default_resolution)
@@ -84,20 +88,25 @@ class TrainService:
         if request.options.get("run_name"):
             run_name("", request, self.manager.runs_root)  # a bad or taken run name is refused before anything is stored
         if paths:
-            name, check = self.data.store_upload(paths, dataset)
+            name, check = self.data.store_upload(paths, dataset, mask_files)
             note = f"Stored {len(check.usable)} photos as dataset **{name}**" + (f" ({check.message()})" if check.unreadable or check.ignored else "")
         elif isinstance(dataset, str) and dataset.strip():
             name = dataset.strip()
             folder = self.data.resolve(name)
             check = self.data.check_folder(folder)
             check.raise_unless_ok()
+            if mask_files:
+                self.data.attach_masks(name, mask_files)
             note = f"Dataset **{name}**: {check.message()}"
         else:
             raise DashError(f"no photos given: upload {MIN_PHOTOS} to {MAX_PHOTOS} photos of the subject or pick a dataset")
         folder = self.data.resolve(name)
+        mask_dir = self.data.stored_masks(name)
+        if mask_dir is not None:
+            note += f", trained with its {len(list(mask_dir.glob('*.png')))} loss masks"
         output = self.manager.runs_root / run_name(name, request, self.manager.runs_root)
         config = make_config(request, base=self.base, dataset_folder=folder, class_dir=self.data.class_images_dir(name),
-                             output_dir=output, resolution=resolution, device=self.device)
+                             output_dir=output, resolution=resolution, device=self.device, mask_dir=mask_dir)
         status = self.manager.start(config)
         return status, note, name
 
@@ -119,9 +128,9 @@ class TrainService:
         data.update(ok=True, message=" · ".join(part for part in (status.message, note) if part))
         return data
 
-    def api_train(self, photos: Any, dataset: Any, method: Any, preset: Any, options: Any) -> dict[str, Any]:
+    def api_train(self, photos: Any, dataset: Any, method: Any, preset: Any, options: Any, masks: Any = None) -> dict[str, Any]:
         """``/train``: start a run; answers the status JSON with ``ok`` and ``message``."""
-        return self._answer(lambda: self.start(photos, dataset, method, preset, options))
+        return self._answer(lambda: self.start(photos, dataset, method, preset, options, masks))
 
     def api_status(self) -> dict[str, Any]:
         """``/train_status``: the current (or last) run's state, step, total, loss, eta, adapter."""

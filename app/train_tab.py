@@ -82,6 +82,8 @@ class TrainTab(TrainPageHandlers):
                 self.flip = gr.Checkbox(False, label="random flip")
                 self.prior = gr.Checkbox(False, label="prior preservation")
                 self.text_encoder = gr.Checkbox(False, label="train text encoders")
+            self.masks = gr.File(label="Loss masks (optional): greyscale images named like the photos, white = subject, black = ignored",
+                                 file_count="multiple", type="filepath", height=110, elem_id="train-masks")
             with gr.Row():
                 self.validation_prompt = gr.Textbox("", label="Validation prompt (empty: none)", scale=3)
                 self.validation_steps = gr.Number(interval, precision=0, label="validation every N steps", scale=1)
@@ -108,9 +110,10 @@ class TrainTab(TrainPageHandlers):
             self.api_method = gr.Textbox(visible=False)
             self.api_preset = gr.Textbox(visible=False)
             self.api_options = gr.JSON(visible=False)
+            self.api_masks = gr.File(file_count="multiple", type="filepath", visible=False)
             self.api_result = gr.JSON(visible=False)
             self.api_buttons = {name: gr.Button(visible=False) for name in ("train", "train_status", "train_stop", "train_resume")}
-        for files in (self.photos, self.api_photos):
+        for files in (self.photos, self.api_photos, self.masks, self.api_masks):
             files.data_model = CheckedListFiles
 
     @property
@@ -132,8 +135,8 @@ class TrainTab(TrainPageHandlers):
             self.start_from_page,
             [self.photos, self.dataset, self.trigger, self.class_name, self.instance_prompt, self.class_prompt, self.method, self.preset,
              self.rank, self.directions, self.warmup, self.steps, self.learning_rate, self.resolution, self.bucketing, self.flip,
-             self.prior, self.text_encoder, self.validation_prompt, self.validation_steps, self.checkpointing],
-            [self.photos, self.dataset, *outputs], api_name="train_from_page", **private, **group,
+             self.prior, self.text_encoder, self.validation_prompt, self.validation_steps, self.checkpointing, self.masks],
+            [self.photos, self.dataset, self.masks, *outputs], api_name="train_from_page", **private, **group,
         )
         self.stop_button.click(self.stop_from_page, None, outputs, api_name="train_stop_from_page", **private, **group)
         self.resume_button.click(self.resume_from_page, None, outputs, api_name="train_resume_from_page", **private, **group)
@@ -159,7 +162,7 @@ class TrainTab(TrainPageHandlers):
         self.compare_button.click(self.open_compare, pickers, [tabs, prompt, compare_mode, *pickers], api_name="train_compare", **private)
 
         buttons = self.api_buttons
-        buttons["train"].click(self.api_train, [self.api_photos, self.api_dataset, self.api_method, self.api_preset, self.api_options],
+        buttons["train"].click(self.api_train, [self.api_photos, self.api_dataset, self.api_method, self.api_preset, self.api_options, self.api_masks],
                                self.api_result, api_name="train", **group)
         buttons["train_status"].click(self.api_status, None, self.api_result, api_name="train_status", concurrency_limit=8, concurrency_id="train_status")
         buttons["train_stop"].click(self.api_stop, None, self.api_result, api_name="train_stop", **group)

@@ -209,6 +209,23 @@ def test_run_from_uploaded_photos_gives_an_adapter_that_generates(client, world)
     assert guess.source.startswith(f"measured on run `{run.name}`") and guess.seconds_per_step > 0
 
 
+def test_a_run_with_loss_masks_trains_on_them(client, world, tmp_path):
+    masks = []
+    for photo in world["photos"]:
+        mask = Image.new("L", Image.open(photo).size, 0)
+        ImageDraw.Draw(mask).rectangle([12, 12, 36, 36], fill=255)
+        masks.append(tmp_path / photo.name)
+        mask.save(masks[-1])
+    answer = client.predict(files(world["photos"][:3]), "masked", "LoRA-Dash", "quick", {**TINY, "steps": 3}, files(masks), api_name="/train")
+    assert answer["ok"] is False and "matches no photo" in answer["message"], "a mask without its photo is refused"
+    started = client.predict(files(world["photos"]), "masked", "LoRA-Dash", "quick", {**TINY, "steps": 3}, files(masks), api_name="/train")
+    assert started["ok"] is True and "trained with its 4 loss masks" in started["message"], started["message"]
+    status = wait_for(client, settled)
+    assert status["state"] == "finished", status
+    run_file = (Path(status["folder"]) / "run.toml").read_text()
+    assert f'instance_mask_dir = "{world["data"] / "masks" / "masked"}"' in run_file
+
+
 def test_stop_then_resume_ends_like_an_uninterrupted_run(client, world, tmp_path):
     started = train(client, dataset="robot", method="LoRA-Dash", options={**TINY, "steps": STOP_RUN_STEPS})
     assert started["ok"] is True, started["message"]
@@ -290,7 +307,7 @@ def test_page_handlers_fill_in_and_open_the_adapter(world, pipe, tmp_path):
     assert "Estimated time" in quick[-1] and "measured on run" in quick[-1]
     with pytest.warns(UserWarning, match="no photos given"):  # gr.Warning outside a request: a toast in the page
         refused = tab.start_from_page(None, "", "sks", "", "", "", "LoRA-Dash", "quick", 2, 3, 2, 6, 1e-3, 32, False, False, False, False, "", 3, 1000)
-    assert "Could not start" in refused[2] and "no photos given" in refused[2]
+    assert "Could not start" in refused[3] and "no photos given" in refused[3]
 
     last = tab.manager.status()
     assert last.state == "finished"
