@@ -17,7 +17,6 @@ path is checked again after symlinks are followed. Photos are checked with the t
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from collections import Counter
@@ -30,6 +29,7 @@ from dash_diffusion.data.images import IMAGE_EXTENSIONS, describe_files, load_rg
 from dash_diffusion.errors import DashError
 from dash_diffusion.formats.safetensors_io import current_umask
 
+from .file_names import safe_stem
 from .loss_masks import read_masks, store_masks, stored_stem
 
 #: Fewest usable photos a run starts with, and most photos one dataset may hold.
@@ -44,7 +44,6 @@ FALLBACK_CLASS = "object"
 MAX_NAME_CHARS = 64
 #: File-name stems that say nothing about the subject (camera and phone defaults).
 _CAMERA_STEMS = frozenset({"img", "image", "dsc", "dscn", "dcim", "pxl", "photo", "pic", "picture", "screenshot", "screen shot", "snapshot", "file", "upload", "mvimg", "gopr"})
-_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def clean_name(name: object, what: str = "dataset name") -> str:
@@ -59,7 +58,7 @@ def clean_name(name: object, what: str = "dataset name") -> str:
     posix = PurePosixPath(text.replace("\\", "/"))
     if "\x00" in text or "/" in text or "\\" in text or ".." in posix.parts or PureWindowsPath(text).drive or text.startswith(".."):
         raise DashError(f"{what} {name!r} is refused: use a plain folder name (letters, digits, '-', '_'), not a path")
-    cleaned = _UNSAFE_CHARS.sub("_", text).strip("._-")[:MAX_NAME_CHARS].strip("._-")
+    cleaned = safe_stem(text, "", MAX_NAME_CHARS).strip("._-")
     if not cleaned:
         raise DashError(f"{what} {name!r} has no letters or digits: use a plain folder name such as 'dog'")
     return cleaned

@@ -17,7 +17,6 @@ then renamed into place).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -29,12 +28,12 @@ from dash_diffusion.data.images import load_rgb
 from dash_diffusion.errors import DashError
 from dash_diffusion.formats.safetensors_io import current_umask
 
-_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+from .file_names import safe_stem
 
 
 def stored_stem(name: str) -> str:
     """The stem the app stores a file named ``name`` under (photos and masks alike)."""
-    return _UNSAFE_CHARS.sub("_", Path(name).stem).strip("._-")[:80] or "photo"
+    return safe_stem(Path(name).stem, "photo")
 
 
 def _listing(names: Sequence[str], limit: int = 4) -> str:

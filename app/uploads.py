@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import struct
 import tempfile
@@ -20,6 +19,8 @@ from typing import Any
 
 from dash_diffusion.errors import DashError
 from dash_diffusion.formats.lora_files import LoraFileInfo, check_lora_file
+
+from .file_names import safe_stem
 
 DEFAULT_MAX_UPLOAD_MB = 512
 #: A safetensors header is JSON describing the tensors; anything larger than this is not a LoRA header.
@@ -31,7 +32,7 @@ def clean_file_name(name: str) -> str:
     """A safe file name for an upload: letters, digits, ``._-`` only, ending in ``.safetensors``."""
     stem = Path(name.replace("\\", "/")).name
     stem = stem[: -len(".safetensors")] if stem.lower().endswith(".safetensors") else stem
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:80] or "adapter"
+    stem = safe_stem(stem, "adapter")
     return stem + ".safetensors"
 
 
