@@ -22,3 +22,12 @@ def test_variants_change_only_their_choices(tmp_path):
         assert ("conv1" in targets) == choices["conv"]
         unchanged = {key for key in reference if key not in {"target_modules", "instance_mask_dir"} and not key.startswith(("with_prior", "class_", "num_class", "prior_"))}
         assert {key: options[key] for key in unchanged} == {key: reference[key] for key in unchanged}
+
+
+def test_colour_baseline_renders_the_class_with_the_subjects_colour_and_no_adapter(monkeypatch):
+    recipes = load_benchmark("demo_recipes")
+    prompts = []
+    monkeypatch.setattr(demo, "render", lambda pipe, prompt, seeds: prompts.append(prompt) or ["picture"] * len(seeds))
+    pictures = recipes.colour_baseline(("snow", "night"), (0, 1))
+    assert pictures == ["picture"] * 4
+    assert prompts == ["a photo of a teal robot in the snow", "a photo of a teal robot at night"]

@@ -41,6 +41,12 @@ rate leaves. ``--class_weights robot=3`` draws the UNet's batches with each cach
 class (unnamed classes weigh 1), ``P(i) = w(class_i) / sum_j w(class_j)``: more steps on the class whose
 drawing has the most parts, without re-rendering the cache.
 
+``--device`` picks where the models train: ``auto`` (the default) takes the first CUDA GPU when one is
+visible, else the CPU. Every random draw (renders, noise, timesteps, caption dropout, VAE samples) is
+made on the CPU from the seeded generators and then moved, so a run resumed on another device draws the
+same batches, and the CPU run is what it was before the option existed. Rendering stays on the CPU (a
+few milliseconds per scene); on a GPU, raise ``--unet_batch`` to keep it busy.
+
 Every stage saves its state atomically every ``--checkpoint_every`` steps and resumes from it when run
 again with the same ``--work_dir``; the same seed gives the same model. Raising ``--vae_steps`` or
 ``--unet_steps`` continues the stage; the latent cache and the UNet state are kept per VAE step count,
@@ -106,6 +112,29 @@ class PretrainConfig:
     init_parts: str = "all"
     final_lr_fraction: float = 1.0
     class_weights: str = ""
+    device: str = "auto"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``--device``: ``auto`` is ``cuda`` when a CUDA GPU is visible, else ``cpu``; anything else must be a
+    torch device this machine has (``ValueError`` saying what to pass instead)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r} is not a torch device; pass auto, cpu or cuda[:index]") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name} asks for a CUDA GPU but torch sees none here; pass --device cpu (or auto)")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name!r} is not supported; pass auto, cpu or cuda[:index]")
+    return device
+
+
+def latent_sample(distribution) -> torch.Tensor:
+    """``z = mean + std * eps`` with ``eps`` drawn by torch's CPU generator whatever the device (the draw
+    ``DiagonalGaussianDistribution.sample()`` makes on a CPU), so runs on different devices see the same noise."""
+    return distribution.mean + distribution.std * torch.randn(distribution.mean.shape).to(distribution.mean.device)
 
 
 def to_tensor(images: list) -> torch.Tensor:
@@ -215,7 +244,9 @@ class StageClock:
 
 
 def train_vae(vae, config: PretrainConfig, work: Path) -> tuple[int, float]:
-    """Stage 1; returns the number of steps done (all of them once complete) and the seconds spent on them."""
+    """Stage 1 on the VAE's device; returns the number of steps done (all of them once complete) and the
+    seconds spent on them."""
+    device = vae.device
     rng = np.random.default_rng([config.seed, 1])
     torch.manual_seed(config.seed + 1)  # each stage seeds itself: a resumed run draws what a fresh one would
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
@@ -229,8 +260,9 @@ def train_vae(vae, config: PretrainConfig, work: Path) -> tuple[int, float]:
             turned = torch.from_numpy(rng.random(len(pixels)) < config.vae_hue_augment)
             angles = torch.from_numpy(rng.uniform(0.0, 2.0 * np.pi, len(pixels))).float() * turned
             pixels = rotate_hue(pixels, angles)
+        pixels = pixels.to(device)
         posterior = vae.encode(pixels).latent_dist
-        reconstruction = vae.decode(posterior.sample()).sample
+        reconstruction = vae.decode(latent_sample(posterior)).sample
         loss = F.l1_loss(reconstruction, pixels) + F.mse_loss(reconstruction, pixels) + config.vae_kl_weight * posterior.kl().mean()
         if config.vae_edge_weight:
             loss = loss + config.vae_edge_weight * edge_loss(reconstruction, pixels)
@@ -251,8 +283,8 @@ def set_scaling_factor(vae, config: PretrainConfig) -> float:
     """``1 / std`` of latent samples of 64 fresh renders, written into the VAE's config."""
     rng = np.random.default_rng([config.seed, 2])
     vae.eval()
-    pixels = to_tensor([render(sample_scene(rng, "train"), RESOLUTION) for _ in range(64)])
-    factor = float(1.0 / vae.encode(pixels).latent_dist.sample().std())
+    pixels = to_tensor([render(sample_scene(rng, "train"), RESOLUTION) for _ in range(64)]).to(vae.device)
+    factor = float(1.0 / latent_sample(vae.encode(pixels).latent_dist).std())
     vae.register_to_config(scaling_factor=factor)
     return factor
 
@@ -271,9 +303,9 @@ def encode_dataset(vae, config: PretrainConfig, work: Path, chunk: int = 1000) -
             scenes = [sample_scene(rng, "train") for _ in range(min(chunk, config.images - start))]
             means, stds = [], []
             for batch in range(0, len(scenes), 50):
-                distribution = vae.encode(to_tensor([render(s, RESOLUTION) for s in scenes[batch : batch + 50]])).latent_dist
-                means.append(distribution.mean.half())
-                stds.append(distribution.std.half())
+                distribution = vae.encode(to_tensor([render(s, RESOLUTION) for s in scenes[batch : batch + 50]]).to(vae.device)).latent_dist
+                means.append(distribution.mean.half().cpu())
+                stds.append(distribution.std.half().cpu())
             part = {"mean": torch.cat(means), "std": torch.cat(stds), "captions": [caption(s) for s in scenes]}
             temporary = path.with_suffix(".tmp")
             torch.save(part, temporary)
@@ -291,7 +323,8 @@ def encode_text(pipeline, token_ids: tuple[torch.Tensor, torch.Tensor]) -> tuple
 
 
 def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Path) -> tuple[int, float]:
-    """Stage 3: UNet + text encoders on the cached latents; returns the steps done and the seconds spent."""
+    """Stage 3: UNet + text encoders on the cached latents (kept on the CPU, each batch moved to the UNet's
+    device); returns the steps done and the seconds spent."""
     from diffusers import DDPMScheduler
 
     from ...training.sdxl import diffusion_loss, training_target
@@ -310,7 +343,9 @@ def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Pat
     parts = [parse_caption(text) for text in data["captions"]]
     prompt_index = {text: i for i, text in enumerate(prompts)}
     draw_batch = batch_sampler([obj for obj, _, _ in parts], config, rng)
-    time_ids = torch.tensor([[RESOLUTION, RESOLUTION, 0, 0, RESOLUTION, RESOLUTION]], dtype=torch.float32)
+    device = pipeline.unet.device
+    tokens = [ids.to(device) for ids in tokens]
+    time_ids = torch.tensor([[RESOLUTION, RESOLUTION, 0, 0, RESOLUTION, RESOLUTION]], dtype=torch.float32, device=device)
     factor = pipeline.vae.config.scaling_factor
     for model in models.values():
         model.train()
@@ -318,12 +353,13 @@ def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Pat
         batch = torch.from_numpy(draw_batch())
         latents = (data["mean"][batch].float() + data["std"][batch].float() * torch.randn(config.unet_batch, *data["mean"].shape[1:])) * factor
         keep_colour, keep_scene = rng.random((2, config.unet_batch)) >= config.caption_dropout
-        chosen = torch.tensor([prompt_index[class_prompt(parts[i][0], parts[i][1] if scene else None, parts[i][2] if colour else None)] for i, colour, scene in zip(batch.tolist(), keep_colour, keep_scene)])
+        chosen = torch.tensor([prompt_index[class_prompt(parts[i][0], parts[i][1] if scene else None, parts[i][2] if colour else None)] for i, colour, scene in zip(batch.tolist(), keep_colour, keep_scene)]).to(device)
         embeds, pooled = encode_text(pipeline, (tokens[0][chosen], tokens[1][chosen]))
-        keep = torch.from_numpy(rng.random(config.unet_batch) >= config.uncond_probability).float()
+        keep = torch.from_numpy(rng.random(config.unet_batch) >= config.uncond_probability).float().to(device)
         embeds, pooled = embeds * keep[:, None, None], pooled * keep[:, None]
-        noise = torch.randn_like(latents)
-        timesteps = torch.from_numpy(rng.integers(0, scheduler.config.num_train_timesteps, size=config.unet_batch))
+        noise = torch.randn_like(latents)  # on the CPU, in the layout of the cached latents, then moved
+        latents, noise = latents.to(device), noise.to(device)
+        timesteps = torch.from_numpy(rng.integers(0, scheduler.config.num_train_timesteps, size=config.unet_batch)).to(device)
         prediction = pipeline.unet(scheduler.add_noise(latents, noise, timesteps), timesteps, encoder_hidden_states=embeds, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids.expand(config.unet_batch, -1)}).sample
         loss = diffusion_loss(prediction, training_target(scheduler, latents, noise, timesteps), timesteps, scheduler, config.snr_gamma)
         for group in optimizer.param_groups:
@@ -352,14 +388,18 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         average.lerp_(current, 1.0 - decay)
 
 
-def machine() -> dict[str, object]:
-    """What the run ran on."""
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+def machine(device: torch.device | None = None) -> dict[str, object]:
+    """What the run ran on (and, given its device, which one it trained on)."""
+    facts: dict[str, object] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+    if device is not None:
+        facts["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return facts
 
 
 def pretrain(config: PretrainConfig) -> Path:
     """Run (or resume) the three stages and write the pipeline folder ``config.out``."""
     parse_class_weights(config.class_weights)  # a typo fails now, not after the latents are encoded
+    device = resolve_device(config.device)
     work, started = Path(config.work_dir), time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
     record_path = work / "pretraining.json"
@@ -367,6 +407,8 @@ def pretrain(config: PretrainConfig) -> Path:
     # every invocation's options, in order: a run continued with other options is reproduced by repeating them
     record["runs"] = record.get("runs", [record.pop("config")] if "config" in record else []) + [asdict(config)]
     pipeline = initial_pipeline(config)
+    for model in (pipeline.unet, pipeline.vae, pipeline.text_encoder, pipeline.text_encoder_2):
+        model.to(device)
     if config.init_from:
         record["init_from"] = {"folder": str(Path(config.init_from).absolute()), "pretraining": read_record(Path(config.init_from))}
 
@@ -380,7 +422,7 @@ def pretrain(config: PretrainConfig) -> Path:
             entry.update(steps=result[0], seconds=result[1])
         else:
             entry.update(steps=result, seconds=entry["seconds"] + time.perf_counter() - begin)
-        record_path.write_text(json.dumps({**record, "machine": machine()}, indent=2))
+        record_path.write_text(json.dumps({**record, "machine": machine(device)}, indent=2))
 
     if vae_from_folder(config):
         record["scaling_factor"] = pipeline.vae.config.scaling_factor
@@ -393,7 +435,7 @@ def pretrain(config: PretrainConfig) -> Path:
     timed("unet", lambda: train_unet(pipeline, ema_unet, data, config, work))
     pipeline.unet = ema_unet
     record["session_seconds"] = time.perf_counter() - started
-    return export(pipeline, Path(config.out), {**record, "machine": machine()})
+    return export(pipeline, Path(config.out), {**record, "machine": machine(device)})
 
 
 def initial_pipeline(config: PretrainConfig):
@@ -440,7 +482,7 @@ def export(pipeline, out: Path, record: dict) -> Path:
     float32, since transformers would otherwise load them in the stored dtype.
     """
     for model in (pipeline.unet, pipeline.vae, pipeline.text_encoder, pipeline.text_encoder_2):
-        model.eval()
+        model.eval().to("cpu")
     pipeline.unet.half()
     pipeline.vae.half()
     out = out.absolute()

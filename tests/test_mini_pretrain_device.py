@@ -1,0 +1,57 @@
+"""``--device`` of the mini model's pretraining: which device ``auto`` picks, the errors, and CPU-drawn noise."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from dash_diffusion.models.mini.architecture import build_mini_sdxl_pipeline
+from dash_diffusion.models.mini.pretrain import latent_sample, main, pretrain, resolve_device
+from dash_diffusion.models.world import vocabulary
+from tests.pretrain_helpers import small
+
+
+def test_auto_takes_a_visible_gpu_and_else_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("cuda", "torch sees none here; pass --device cpu"), ("gpu0", "is not a torch device"), ("meta", "is not supported")],
+)
+def test_a_device_this_machine_cannot_train_on_is_a_clear_error(monkeypatch, name, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=message):
+        resolve_device(name)
+
+
+def test_cli_refuses_a_missing_gpu_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = main(["--work_dir", str(tmp_path / "work"), "--out", str(tmp_path / "model"), "--device", "cuda"])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and error.count("\n") == 0 and "--device cpu" in error
+    assert not (tmp_path / "work").exists()
+
+
+def test_latent_sample_draws_what_the_diffusers_posterior_draws_on_a_cpu():
+    vae = build_mini_sdxl_pipeline(vocabulary(), seed=0).vae.eval()
+    with torch.no_grad():
+        posterior = vae.encode(torch.rand(2, 3, 32, 32) * 2 - 1).latent_dist
+    torch.manual_seed(7)
+    expected = posterior.sample()
+    torch.manual_seed(7)
+    assert torch.equal(latent_sample(posterior), expected)
+
+
+def test_the_record_names_the_device_the_run_trained_on(tmp_path):
+    torch.set_num_threads(1)
+    out = pretrain(small(tmp_path, device="cpu", unet_steps=1))
+    record = json.loads((out / "pretraining.json").read_text())
+    assert record["machine"]["device"] == "cpu" and record["runs"][0]["device"] == "cpu"
