@@ -39,7 +39,10 @@ colours and scenes where the captions say, and learn the new latent space from t
 ``lr(k) = lr * (f + (1 - f) (1 + cos(pi k / K)) / 2)``, to end a run on sharper weights than a constant
 rate leaves. ``--class_weights robot=3`` draws the UNet's batches with each cached scene weighted by its
 class (unnamed classes weigh 1), ``P(i) = w(class_i) / sum_j w(class_j)``: more steps on the class whose
-drawing has the most parts, without re-rendering the cache.
+drawing has the most parts, without re-rendering the cache. ``--low_noise_share p --low_noise_max T``
+draws each timestep from ``[0, T)`` with probability ``p`` and from all of ``[0, 1000)`` otherwise: more of
+the steps where an object's fine structure (faces, emblems, arms) is denoised, which a model that
+already composes its scenes needs most (``benchmarks/mini_detail.py`` measures it).
 
 ``--device`` picks where the models train: ``auto`` (the default) takes the first CUDA GPU when one is
 visible, else the CPU. Every random draw (renders, noise, timesteps, caption dropout, VAE samples) is
@@ -112,6 +115,8 @@ class PretrainConfig:
     init_parts: str = "all"
     final_lr_fraction: float = 1.0
     class_weights: str = ""
+    low_noise_share: float = 0.0
+    low_noise_max: int = 400
     device: str = "auto"
 
 
@@ -359,7 +364,7 @@ def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Pat
         embeds, pooled = embeds * keep[:, None, None], pooled * keep[:, None]
         noise = torch.randn_like(latents)  # on the CPU, in the layout of the cached latents, then moved
         latents, noise = latents.to(device), noise.to(device)
-        timesteps = torch.from_numpy(rng.integers(0, scheduler.config.num_train_timesteps, size=config.unet_batch)).to(device)
+        timesteps = torch.from_numpy(draw_timesteps(rng, config, scheduler.config.num_train_timesteps)).to(device)
         prediction = pipeline.unet(scheduler.add_noise(latents, noise, timesteps), timesteps, encoder_hidden_states=embeds, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids.expand(config.unet_batch, -1)}).sample
         loss = diffusion_loss(prediction, training_target(scheduler, latents, noise, timesteps), timesteps, scheduler, config.snr_gamma)
         for group in optimizer.param_groups:
@@ -374,6 +379,25 @@ def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Pat
             save_stage(state_path, step, {**models, "ema_unet": ema_unet}, optimizer, rng, clock.extra())
             logger.info("unet step %d/%d loss %.4f", step, config.unet_steps, loss.item())
     return step, clock.seconds()
+
+
+def draw_timesteps(rng: np.random.Generator, config: PretrainConfig, total: int) -> np.ndarray:
+    """One training timestep per batch item: uniform over ``[0, total)``, or with ``--low_noise_share p``
+    from ``[0, low_noise_max)`` with probability ``p`` (the uniform draw alone when ``p`` is 0, so runs
+    made before the option draw what they drew)."""
+    uniform = rng.integers(0, total, size=config.unet_batch)
+    if config.low_noise_share <= 0:
+        return uniform
+    low = rng.random(config.unet_batch) < config.low_noise_share
+    return np.where(low, rng.integers(0, config.low_noise_max, size=config.unet_batch), uniform)
+
+
+def check_low_noise(config: PretrainConfig) -> None:
+    """``ValueError`` for a share outside [0, 1] or a bound outside [1, 1000]."""
+    if not 0.0 <= config.low_noise_share <= 1.0:
+        raise ValueError(f"--low_noise_share {config.low_noise_share} must be between 0 and 1 (0 draws every timestep uniformly)")
+    if not 1 <= config.low_noise_max <= 1000:
+        raise ValueError(f"--low_noise_max {config.low_noise_max} must be a timestep between 1 and 1000")
 
 
 def all_prompts() -> list[str]:
@@ -399,6 +423,7 @@ def machine(device: torch.device | None = None) -> dict[str, object]:
 def pretrain(config: PretrainConfig) -> Path:
     """Run (or resume) the three stages and write the pipeline folder ``config.out``."""
     parse_class_weights(config.class_weights)  # a typo fails now, not after the latents are encoded
+    check_low_noise(config)
     device = resolve_device(config.device)
     work, started = Path(config.work_dir), time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)

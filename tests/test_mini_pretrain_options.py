@@ -1,4 +1,5 @@
-"""``--device`` of the mini model's pretraining: which device ``auto`` picks, the errors, and CPU-drawn noise."""
+"""The mini model's pretraining options ``--device`` (which device ``auto`` picks, the errors, CPU-drawn noise)
+and ``--low_noise_share``/``--low_noise_max`` (how timesteps are drawn)."""
 
 from __future__ import annotations
 
@@ -55,3 +56,24 @@ def test_the_record_names_the_device_the_run_trained_on(tmp_path):
     out = pretrain(small(tmp_path, device="cpu", unet_steps=1))
     record = json.loads((out / "pretraining.json").read_text())
     assert record["machine"]["device"] == "cpu" and record["runs"][0]["device"] == "cpu"
+
+
+def test_low_noise_share_draws_that_share_of_timesteps_below_the_bound_and_zero_keeps_the_old_draws():
+    import numpy as np
+
+    from dash_diffusion.models.mini.pretrain import PretrainConfig, draw_timesteps
+
+    old = np.random.default_rng(3).integers(0, 1000, size=64)
+    assert np.array_equal(draw_timesteps(np.random.default_rng(3), PretrainConfig(unet_batch=64), 1000), old)
+    every_low = draw_timesteps(np.random.default_rng(3), PretrainConfig(unet_batch=64, low_noise_share=1.0, low_noise_max=50), 1000)
+    assert every_low.max() < 50
+    mixed = draw_timesteps(np.random.default_rng(3), PretrainConfig(unet_batch=4000, low_noise_share=0.75, low_noise_max=100), 1000)
+    # 75% from [0, 100) plus 10% of the uniform quarter: 77.5% expected below 100
+    assert 0.74 < (mixed < 100).mean() < 0.81 and mixed.max() >= 900
+
+
+@pytest.mark.parametrize(("option", "value"), [("--low_noise_share", "1.5"), ("--low_noise_max", "0")])
+def test_cli_refuses_a_low_noise_option_out_of_range(tmp_path, capsys, option, value):
+    code = main(["--work_dir", str(tmp_path / "work"), "--out", str(tmp_path / "model"), option, value])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and error.count("\n") == 0 and option in error
