@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from dash_diffusion.models.mini.architecture import build_mini_sdxl_pipeline
-from dash_diffusion.models.mini.pretrain import latent_sample, main, pretrain, resolve_device
+from dash_diffusion.models.mini.devices import latent_sample, resolve_device
+from dash_diffusion.models.mini.pretrain import main, pretrain
 from dash_diffusion.models.world import vocabulary
 from tests.pretrain_helpers import small
 

@@ -80,6 +80,7 @@ from ..world import CLASSES, COLOURS, SCENES, caption, class_prompt, render, sam
 from ..world.vocab import parse_caption
 from .architecture import RESOLUTION, build_mini_sdxl_pipeline
 from .cli import add_config_options, run_reporting_errors
+from .devices import latent_sample, resolve_device
 from .grow import grow_unet
 from .stage_state import load_models, load_stage, save_stage
 
@@ -118,28 +119,6 @@ class PretrainConfig:
     low_noise_share: float = 0.0
     low_noise_max: int = 400
     device: str = "auto"
-
-
-def resolve_device(name: str) -> torch.device:
-    """``--device``: ``auto`` is ``cuda`` when a CUDA GPU is visible, else ``cpu``; anything else must be a
-    torch device this machine has (``ValueError`` saying what to pass instead)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device {name!r} is not a torch device; pass auto, cpu or cuda[:index]") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name} asks for a CUDA GPU but torch sees none here; pass --device cpu (or auto)")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device {name!r} is not supported; pass auto, cpu or cuda[:index]")
-    return device
-
-
-def latent_sample(distribution) -> torch.Tensor:
-    """``z = mean + std * eps`` with ``eps`` drawn by torch's CPU generator whatever the device (the draw
-    ``DiagonalGaussianDistribution.sample()`` makes on a CPU), so runs on different devices see the same noise."""
-    return distribution.mean + distribution.std * torch.randn(distribution.mean.shape).to(distribution.mean.device)
 
 
 def to_tensor(images: list) -> torch.Tensor:
