@@ -176,7 +176,7 @@ class DataFolder:
         folder = self.resolve(dataset)
         images, _ = split_image_files(folder)
         files = [Path(path) for path in masks]
-        checked = read_masks(files, [file.name for file in files], {image.stem: image for image in images if load_rgb(image) is not None})
+        checked = read_masks(files, {image.stem: image for image in images if load_rgb(image) is not None})
         store_masks(checked, self.masks_dir(folder.name))
         return len(checked)
 
@@ -259,7 +259,7 @@ class DataFolder:
                 stored = self._photo_name(original, used)
                 shutil.copyfile(file, staging / stored)
             mask_files = [Path(path) for path in masks]
-            checked = read_masks(mask_files, [file.name for file in mask_files], {p.stem: p for p in staging.iterdir()}) if mask_files else {}
+            checked = read_masks(mask_files, {p.stem: p for p in staging.iterdir()}) if mask_files else {}
             os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp made it private
             os.rename(staging, target)
         finally:

@@ -41,11 +41,12 @@ def _listing(names: Sequence[str], limit: int = 4) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def read_masks(mask_paths: Sequence[Path], mask_names: Sequence[str], photos: dict[str, Path]) -> dict[str, Image.Image]:
-    """Check uploaded masks against ``photos`` (stored stem -> photo file) and return stem -> greyscale
-    mask; :class:`DashError` naming the first problem and what to do."""
+def read_masks(mask_paths: Sequence[Path], photos: dict[str, Path]) -> dict[str, Image.Image]:
+    """Check uploaded masks (matched to photos by file name) against ``photos`` (stored stem -> photo
+    file) and return stem -> greyscale mask; :class:`DashError` naming the first problem and what to do."""
     masks: dict[str, Image.Image] = {}
-    for path, name in zip(mask_paths, mask_names):
+    for path in mask_paths:
+        name = path.name
         stem = stored_stem(name)
         if stem not in photos:
             raise DashError(f"loss mask '{name}' matches no photo (photos: {_listing(sorted(photos))}): name each mask like its photo, e.g. {next(iter(sorted(photos)), 'photo')}.png")

@@ -30,7 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-from mini_vae import sample_photos
+from mini_vae import reconstruct, sample_photos
 from picture_rows import save_picture_rows
 from provenance import RunClock, publish
 
@@ -46,18 +46,6 @@ def paired_scores(judges, pictures: list, originals: list) -> tuple[float, float
     cosine = float((judges.embed(pictures) * judges.embed(originals)).sum(dim=-1).mean())
     error = float(np.mean([np.abs(np.asarray(a, dtype=np.float32) - np.asarray(b, dtype=np.float32)).mean() / 255.0 for a, b in zip(pictures, originals)]))
     return cosine, error
-
-
-@torch.no_grad()
-def round_trip(vae, pictures: list) -> list:
-    """The VAE's reconstruction of each picture (latent mean, decoded)."""
-    from PIL import Image
-
-    from dash_diffusion.models.mini.pretrain import to_tensor
-
-    decoded = vae.decode(vae.encode(to_tensor(pictures)).latent_dist.mean).sample
-    pixels = ((decoded.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-    return [Image.fromarray(array) for array in pixels]
 
 
 def redraw(img2img, pictures: list, prompts: list[str], strength: float) -> list:
@@ -112,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     grid = []
     for name, (pictures, prompts) in subjects(args.count, args.seed).items():
-        results = [round_trip(pipe.vae, pictures)] + [redraw(img2img, pictures, prompts, s) for s in strengths]
+        results = [reconstruct(pipe.vae, pictures)[0]] + [redraw(img2img, pictures, prompts, s) for s in strengths]
         cells = [f"{c:.3f} / {e:.3f}" for c, e in (paired_scores(judges, result, pictures) for result in results)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
