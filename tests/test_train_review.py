@@ -181,7 +181,7 @@ def test_prior_loss_is_not_min_snr_weighted(tmp_path, monkeypatch):
 
     monkeypatch.setattr(step_module, "diffusion_loss", spy)
     classes = draw_subject(tmp_path / "class", count=2)
-    train_module.train(tiny_config(tmp_path, with_prior_preservation=True, class_dir=str(classes), snr_gamma=5.0, max_train_steps=2))
+    train_module.train(tiny_config(tmp_path, with_prior_preservation=True, class_dir=str(classes), num_class_images=2, snr_gamma=5.0, max_train_steps=2))
     assert gammas == [5.0, None, 5.0, None]
 
 
