@@ -1,8 +1,9 @@
 """The paper's task-specific-direction (TSD) claims on real DreamBooth runs of the built-in SDXL models.
 
 The controlled matrix problem of ``tsd_study.py`` builds its TSD in; here nothing is built in. On
-``samples/robot`` (the demo subject, the demo's recipe: lr 1e-3, rank 4, 128 px on mini-sdxl, 64 px on
-tiny-sdxl) the project's own trainer runs, per model and seed:
+``samples/robot`` (the demo subject, the demo's recipe from ``dash_diffusion.demo.training_options``
+without its prior preservation, at rank 4; 128 px on mini-sdxl, 64 px on tiny-sdxl) the project's own
+trainer runs, per model and seed:
 
 - one long plain-LoRA run (``--steps`` optimizer steps, ``--no_dash``): its final ``dW = (alpha/r) B A``
   gives each layer's final change rates ``c_i = |u_i^T dW v_i| / sigma_i``;

@@ -18,10 +18,13 @@ from typing import Any
 import torch
 from tsd_study import mean_std
 
+from dash_diffusion.demo import LEARNING_RATE
+from dash_diffusion.formats.sgm_names import KOHYA_UNET_TARGETS
 from dash_diffusion.lora_dash import tsd_analysis as tsd
 
 SHARES = (0.5, 0.9)
-PROJECTION = re.compile(r"(attn\d+)\.(to_q|to_k|to_v|to_out\.0)$")
+PROJECTION = re.compile(r"(attn\d+\.(?:to_q|to_k|to_v|to_out\.0)|ff\.net\.0\.proj|ff\.net\.2|proj_in|proj_out)$")
+"""The kind of an adapted layer, from the end of its module name (what sd-scripts adapts in a transformer block)."""
 #: Overlap thresholds of the key-finding verdict (those of ``tsd_study.py``).
 OVERLAP_YES, OVERLAP_PARTLY = 0.75, 0.4
 #: How far above a random update's overlap a prediction must be to count as one.
@@ -130,8 +133,9 @@ def seed_to_seed(runs: ModelRuns, s: int) -> list[float]:
 
 
 def projection_kind(name: str) -> str:
+    """``attn1.to_q``, ``ff.net.2``, ``proj_in``, ...: the kind of layer ``name`` is; its last part if none."""
     match = PROJECTION.search(name)
-    return f"{match[1]}.{match[2]}" if match else name.rsplit(".", 1)[-1]
+    return match[1] if match else name.rsplit(".", 1)[-1]
 
 
 # ---------------------------------------------------------------------------------------------- formatting
@@ -228,8 +232,8 @@ def overlap_tables(models: list[ModelRuns], args: argparse.Namespace) -> list[st
         for row in overlaps(runs, source, s):
             kinds.setdefault(projection_kind(row["name"]), {}).setdefault((runs.short, source), []).append(row["overlap"])
     header = [f"{runs.short} {'t = ' + str(source) if isinstance(source, int) else 'random update'}" for runs, source in columns]
-    lines += ["", "Mean overlap with the final top-s by projection (attn1 = self-attention, attn2 = cross-attention to the prompt):", "",
-              "| projection | " + " | ".join(header) + " |", "|---|" + "---|" * len(columns)]
+    lines += ["", "Mean overlap with the final top-s by kind of layer (attn1 = self-attention, attn2 = cross-attention to the prompt, ff = feed-forward):", "",
+              "| layer | " + " | ".join(header) + " |", "|---|" + "---|" * len(columns)]
     for kind in sorted(kinds):
         cells = [num(statistics.mean(kinds[kind][(r.short, source)])) if (r.short, source) in kinds[kind] else "" for r, source in columns]
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
@@ -319,8 +323,9 @@ def build_report(results: list[dict[str, Any]], args: argparse.Namespace) -> str
     models = group(results)
     layers = sorted({len(r["layers"]) for r in results})
     setup = (
-        f"**Setup.** DreamBooth on `samples/robot` (6 photos) with the project's trainer and the demo's recipe (AdamW, lr 1e-3 constant, batch 1, centre crop, "
-        f"128 px on mini-sdxl, 64 px on tiny-sdxl), r = {args.rank}, alpha = r, s = {args.directions}, targets to_q/to_k/to_v/to_out.0; per model and seed one plain-LoRA run and one LoRA-Dash run per t "
+        f"**Setup.** DreamBooth on `samples/robot` (6 photos) with the project's trainer and the demo's recipe without its prior preservation (AdamW, lr {LEARNING_RATE:g} constant, batch 1, centre crop, "
+        f"the photos' loss masks, 128 px on mini-sdxl, 64 px on tiny-sdxl), r = {args.rank}, alpha = r, s = {args.directions}, targets every linear layer of the UNet's transformer blocks "
+        f"({', '.join(KOHYA_UNET_TARGETS)}); per model and seed one plain-LoRA run and one LoRA-Dash run per t "
         f"in {{{', '.join(map(str, args.warmups))}}}, all {args.steps} steps; {'seed 0' if args.seeds == 1 else f'seeds 0-{args.seeds - 1}'}; {'/'.join(map(str, layers))} adapted layers analysed per model"
         f"{'' if args.max_layers is None else f' (the first {args.max_layers} in module order)'}. mini-sdxl is pretrained on the project's procedural world; tiny-sdxl has random weights."
     )

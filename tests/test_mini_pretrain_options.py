@@ -1,5 +1,6 @@
-"""The mini model's pretraining options ``--device`` (which device ``auto`` picks, the errors, CPU-drawn noise)
-and ``--low_noise_share``/``--low_noise_max`` (how timesteps are drawn)."""
+"""The mini model's pretraining options ``--device`` (which device ``auto`` picks, the errors, CPU-drawn noise),
+``--low_noise_share``/``--low_noise_max`` (how timesteps are drawn) and ``--mixed_precision`` (bfloat16
+autocast of the forward passes)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from dash_diffusion.models.mini.architecture import build_mini_sdxl_pipeline
-from dash_diffusion.models.mini.devices import latent_sample, resolve_device
+from dash_diffusion.models.mini.devices import forward_precision, latent_sample, resolve_device
 from dash_diffusion.models.mini.pretrain import main, pretrain
 from dash_diffusion.models.world import vocabulary
 from tests.pretrain_helpers import small
@@ -78,3 +79,35 @@ def test_cli_refuses_a_low_noise_option_out_of_range(tmp_path, capsys, option, v
     code = main(["--work_dir", str(tmp_path / "work"), "--out", str(tmp_path / "model"), option, value])
     error = capsys.readouterr().err.strip()
     assert code == 2 and error.count("\n") == 0 and option in error
+
+
+def test_cli_refuses_an_unknown_mixed_precision_before_any_work(tmp_path, capsys):
+    code = main(["--work_dir", str(tmp_path / "work"), "--out", str(tmp_path / "model"), "--mixed_precision", "fp16"])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and error.count("\n") == 0 and "--mixed_precision 'fp16'" in error and "no or bf16" in error
+    assert not (tmp_path / "work").exists()
+
+
+def test_bf16_runs_the_forward_pass_in_bfloat16_and_no_leaves_float32():
+    layer = torch.nn.Linear(4, 4)
+    with forward_precision(torch.device("cpu"), "bf16"):
+        assert layer(torch.ones(1, 4)).dtype == torch.bfloat16
+    with forward_precision(torch.device("cpu"), "no"):
+        assert layer(torch.ones(1, 4)).dtype == torch.float32
+
+
+def test_a_bf16_run_keeps_float32_weights_and_optimizer_state_and_trains_differently(tmp_path):
+    torch.set_num_threads(1)
+
+    def trained_unet(name: str, precision: str) -> dict[str, torch.Tensor]:
+        """The UNet stage's saved state (float32 training weights, before the float16 export)."""
+        out = pretrain(small(tmp_path / name, unet_steps=2, mixed_precision=precision))
+        assert json.loads((out / "pretraining.json").read_text())["runs"][0]["mixed_precision"] == precision
+        (state_path,) = (tmp_path / name / "work").glob("unet-*.pt")
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        assert all(moment.dtype == torch.float32 for entry in state["optimizer"]["state"].values() for moment in (entry["exp_avg"], entry["exp_avg_sq"]))
+        return state["models"]["unet"]
+
+    mixed, plain = trained_unet("a", "bf16"), trained_unet("b", "no")
+    assert all(value.dtype == torch.float32 for value in mixed.values())
+    assert any(not torch.equal(mixed[k], plain[k]) for k in mixed)

@@ -139,3 +139,13 @@ def test_quick_run_end_to_end_and_resume(tmp_path: Path, capsys: pytest.CaptureF
     assert mini_tsd.main(["--quick", "--out", str(out)]) == 0  # resumes: nothing is trained again
     printed = capsys.readouterr().out
     assert printed.count("(skipped)") == 3 and "3 of the 3 runs were saved by an earlier invocation" in printed
+
+
+def test_report_names_every_kind_of_transformer_linear():
+    # Bug: once the study trained the demo's targets (every transformer linear), its per-layer table named the
+    # feed-forward layers "proj" and "2" (the last part of their module names).
+    report = load_benchmark("mini_tsd_report")
+    block = "down_blocks.1.attentions.0.transformer_blocks.0"
+    names = {f"{block}.attn2.to_k": "attn2.to_k", f"{block}.attn1.to_out.0": "attn1.to_out.0", f"{block}.ff.net.0.proj": "ff.net.0.proj",
+             f"{block}.ff.net.2": "ff.net.2", "down_blocks.1.attentions.0.proj_in": "proj_in", "mid_block.attentions.0.proj_out": "proj_out"}
+    assert {name: report.projection_kind(name) for name in names} == names

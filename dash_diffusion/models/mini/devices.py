@@ -1,4 +1,5 @@
-"""Where the mini model's pretraining runs: ``--device`` and device-independent random draws.
+"""Where and how the mini model's pretraining runs: ``--device``, ``--mixed_precision`` and
+device-independent random draws.
 
 Every random number of a pretraining run comes from the CPU's seeded generators and is then moved to the
 training device, so a run gives the same batches on a CPU and on a GPU, and a run resumed on another
@@ -7,7 +8,12 @@ device continues the draws it would have made.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
+
+MIXED_PRECISION = ("no", "bf16")
+"""``--mixed_precision`` values: float32 throughout, or the forward passes under bfloat16 autocast."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -30,3 +36,20 @@ def latent_sample(distribution) -> torch.Tensor:
     """``z = mean + std * eps`` with ``eps`` drawn by torch's CPU generator whatever the device (the draw
     ``DiagonalGaussianDistribution.sample()`` makes on a CPU), so runs on different devices see the same noise."""
     return distribution.mean + distribution.std * torch.randn(distribution.mean.shape).to(distribution.mean.device)
+
+
+def check_mixed_precision(name: str) -> None:
+    """``ValueError`` naming the accepted values when ``name`` is not one of :data:`MIXED_PRECISION`."""
+    if name not in MIXED_PRECISION:
+        raise ValueError(f"--mixed_precision {name!r} is not supported; pass {' or '.join(MIXED_PRECISION)}")
+
+
+def forward_precision(device: torch.device, mixed_precision: str) -> contextlib.AbstractContextManager:
+    """The context for a training step's forward pass: ``torch.autocast`` to bfloat16 on ``device`` for
+    ``bf16`` (matrix products and convolutions in bfloat16, reductions and norms in float32), nothing for
+    ``no``. The weights, their gradients and the optimizer state stay float32 either way, and callers take
+    the loss of ``prediction.float()``."""
+    check_mixed_precision(mixed_precision)
+    if mixed_precision == "no":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)

@@ -48,7 +48,10 @@ already composes its scenes needs most (``benchmarks/mini_detail.py`` measures i
 visible, else the CPU. Every random draw (renders, noise, timesteps, caption dropout, VAE samples) is
 made on the CPU from the seeded generators and then moved, so a run resumed on another device draws the
 same batches, and the CPU run is what it was before the option existed. Rendering stays on the CPU (a
-few milliseconds per scene); on a GPU, raise ``--unet_batch`` to keep it busy.
+few milliseconds per scene); on a GPU, raise ``--unet_batch`` to keep it busy. ``--mixed_precision bf16``
+runs the forward passes of both stages under bfloat16 autocast (weights, gradients, optimizer state and
+losses stay float32): the tensor cores' speed on a GPU, and on a CPU with bfloat16 instructions
+``benchmarks/mini_pretrain_step.py`` measures what it gains. ``no`` (the default) is float32 throughout.
 
 Every stage saves its state atomically every ``--checkpoint_every`` steps and resumes from it when run
 again with the same ``--work_dir``; the same seed gives the same model. Raising ``--vae_steps`` or
@@ -80,7 +83,7 @@ from ..world import CLASSES, COLOURS, SCENES, caption, class_prompt, render, sam
 from ..world.vocab import parse_caption
 from .architecture import RESOLUTION, build_mini_sdxl_pipeline
 from .cli import add_config_options, run_reporting_errors
-from .devices import latent_sample, resolve_device
+from .devices import check_mixed_precision, forward_precision, latent_sample, resolve_device
 from .grow import grow_unet
 from .stage_state import load_models, load_stage, save_stage
 
@@ -119,6 +122,7 @@ class PretrainConfig:
     low_noise_share: float = 0.0
     low_noise_max: int = 400
     device: str = "auto"
+    mixed_precision: str = "no"
 
 
 def to_tensor(images: list) -> torch.Tensor:
@@ -245,8 +249,9 @@ def train_vae(vae, config: PretrainConfig, work: Path) -> tuple[int, float]:
             angles = torch.from_numpy(rng.uniform(0.0, 2.0 * np.pi, len(pixels))).float() * turned
             pixels = rotate_hue(pixels, angles)
         pixels = pixels.to(device)
-        posterior = vae.encode(pixels).latent_dist
-        reconstruction = vae.decode(latent_sample(posterior)).sample
+        with forward_precision(device, config.mixed_precision):
+            posterior = vae.encode(pixels).latent_dist
+            reconstruction = vae.decode(latent_sample(posterior)).sample.float()
         loss = F.l1_loss(reconstruction, pixels) + F.mse_loss(reconstruction, pixels) + config.vae_kl_weight * posterior.kl().mean()
         if config.vae_edge_weight:
             loss = loss + config.vae_edge_weight * edge_loss(reconstruction, pixels)
@@ -338,13 +343,14 @@ def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Pat
         latents = (data["mean"][batch].float() + data["std"][batch].float() * torch.randn(config.unet_batch, *data["mean"].shape[1:])) * factor
         keep_colour, keep_scene = rng.random((2, config.unet_batch)) >= config.caption_dropout
         chosen = torch.tensor([prompt_index[class_prompt(parts[i][0], parts[i][1] if scene else None, parts[i][2] if colour else None)] for i, colour, scene in zip(batch.tolist(), keep_colour, keep_scene)]).to(device)
-        embeds, pooled = encode_text(pipeline, (tokens[0][chosen], tokens[1][chosen]))
         keep = torch.from_numpy(rng.random(config.unet_batch) >= config.uncond_probability).float().to(device)
-        embeds, pooled = embeds * keep[:, None, None], pooled * keep[:, None]
         noise = torch.randn_like(latents)  # on the CPU, in the layout of the cached latents, then moved
         latents, noise = latents.to(device), noise.to(device)
         timesteps = torch.from_numpy(draw_timesteps(rng, config, scheduler.config.num_train_timesteps)).to(device)
-        prediction = pipeline.unet(scheduler.add_noise(latents, noise, timesteps), timesteps, encoder_hidden_states=embeds, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids.expand(config.unet_batch, -1)}).sample
+        with forward_precision(device, config.mixed_precision):
+            embeds, pooled = encode_text(pipeline, (tokens[0][chosen], tokens[1][chosen]))
+            embeds, pooled = embeds * keep[:, None, None], pooled * keep[:, None]
+            prediction = pipeline.unet(scheduler.add_noise(latents, noise, timesteps), timesteps, encoder_hidden_states=embeds, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids.expand(config.unet_batch, -1)}).sample.float()
         loss = diffusion_loss(prediction, training_target(scheduler, latents, noise, timesteps), timesteps, scheduler, config.snr_gamma)
         for group in optimizer.param_groups:
             group["lr"] = unet_learning_rate(step, config)
@@ -403,6 +409,7 @@ def pretrain(config: PretrainConfig) -> Path:
     """Run (or resume) the three stages and write the pipeline folder ``config.out``."""
     parse_class_weights(config.class_weights)  # a typo fails now, not after the latents are encoded
     check_low_noise(config)
+    check_mixed_precision(config.mixed_precision)
     device = resolve_device(config.device)
     work, started = Path(config.work_dir), time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
