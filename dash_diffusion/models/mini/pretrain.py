@@ -251,6 +251,7 @@ def train_vae(vae, config: PretrainConfig, work: Path) -> tuple[int, float]:
         pixels = pixels.to(device)
         with forward_precision(device, config.mixed_precision):
             posterior = vae.encode(pixels).latent_dist
+            posterior = type(posterior)(posterior.parameters.float())  # its KL term in float32 too
             reconstruction = vae.decode(latent_sample(posterior)).sample.float()
         loss = F.l1_loss(reconstruction, pixels) + F.mse_loss(reconstruction, pixels) + config.vae_kl_weight * posterior.kl().mean()
         if config.vae_edge_weight:
