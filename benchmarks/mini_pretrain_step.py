@@ -37,9 +37,6 @@ from provenance import RunClock, publish  # noqa: E402
 from dash_diffusion.models.mini import pretrain as mini  # noqa: E402
 from dash_diffusion.models.mini.devices import MIXED_PRECISION, forward_precision, resolve_device  # noqa: E402
 
-PRECISIONS = MIXED_PRECISION  # ("no", "bf16"): float32 first in even repeats
-
-
 def load_pipeline(device: torch.device):
     """The shipped mini-sdxl, float32, trainable, on ``device``."""
     from dash_diffusion.models.builtin import resolve_model_path
@@ -61,7 +58,7 @@ def timed_run(pipeline, data: dict, args: argparse.Namespace, precision: str, wo
 
 
 @torch.no_grad()
-def prediction_drift(pipeline, data: dict, args: argparse.Namespace, device: torch.device) -> float:
+def prediction_drift(pipeline, data: dict, device: torch.device) -> float:
     """``||p_bf16 - p_fp32|| / ||p_fp32||`` of the UNet's prediction on one batch of cached latents."""
     generator = torch.Generator().manual_seed(0)
     count = min(16, len(data["captions"]))
@@ -69,10 +66,10 @@ def prediction_drift(pipeline, data: dict, args: argparse.Namespace, device: tor
     noise = torch.randn(latents.shape, generator=generator).to(device)
     timesteps = torch.randint(0, 1000, (count,), generator=generator).to(device)
     tokens = [tok(data["captions"][:count], padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids.to(device) for tok in (pipeline.tokenizer, pipeline.tokenizer_2)]
-    time_ids = torch.tensor([[mini.RESOLUTION, mini.RESOLUTION, 0, 0, mini.RESOLUTION, mini.RESOLUTION]], dtype=torch.float32, device=device).expand(count, -1)
+    time_ids = mini.size_time_ids(device).expand(count, -1)
     noisy = pipeline.scheduler.add_noise(latents, noise, timesteps)
     predictions = []
-    for precision in PRECISIONS:
+    for precision in MIXED_PRECISION:
         with forward_precision(device, precision):
             embeds, pooled = mini.encode_text(pipeline, tokens)
             predictions.append(pipeline.unet(noisy, timesteps, encoder_hidden_states=embeds, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids}).sample.float())
@@ -117,15 +114,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     clock = RunClock.start()
     pipeline = load_pipeline(device)
-    times: dict[str, list[float]] = {precision: [] for precision in PRECISIONS}
+    times: dict[str, list[float]] = {precision: [] for precision in MIXED_PRECISION}
     with tempfile.TemporaryDirectory() as tmp:
         data = mini.encode_dataset(pipeline.vae, mini.PretrainConfig(images=args.images), Path(tmp))
-        drift = prediction_drift(pipeline, data, args, device)
+        drift = prediction_drift(pipeline, data, device)
         for repeat in range(args.repeats):
-            order = PRECISIONS if repeat % 2 == 0 else PRECISIONS[::-1]
+            order = MIXED_PRECISION if repeat % 2 == 0 else MIXED_PRECISION[::-1]
             for precision in order:
                 times[precision].append(timed_run(pipeline, data, args, precision, Path(tmp) / f"{repeat}-{precision}"))
-            print(f"repeat {repeat + 1}/{args.repeats}: " + ", ".join(f"{p} {times[p][-1]:.3f} s/step" for p in PRECISIONS), flush=True)
+            print(f"repeat {repeat + 1}/{args.repeats}: " + ", ".join(f"{p} {times[p][-1]:.3f} s/step" for p in MIXED_PRECISION), flush=True)
     publish(format_table(args, device, times, drift), args.markdown, "mini_pretrain_step", clock, device)
     return 0
 

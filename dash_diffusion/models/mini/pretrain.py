@@ -312,6 +312,12 @@ def encode_text(pipeline, token_ids: tuple[torch.Tensor, torch.Tensor]) -> tuple
     return torch.cat([first.hidden_states[-2], second.hidden_states[-2]], dim=-1), second.text_embeds
 
 
+def size_time_ids(device: torch.device) -> torch.Tensor:
+    """SDXL's ``time_ids`` for the world's pictures, ``(1, 6)``: original size, crop corner (0, 0) and target
+    size, all :data:`RESOLUTION` square; expand to the batch."""
+    return torch.tensor([[RESOLUTION, RESOLUTION, 0, 0, RESOLUTION, RESOLUTION]], dtype=torch.float32, device=device)
+
+
 def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Path) -> tuple[int, float]:
     """Stage 3: UNet + text encoders on the cached latents (kept on the CPU, each batch moved to the UNet's
     device); returns the steps done and the seconds spent."""
@@ -335,7 +341,7 @@ def train_unet(pipeline, ema_unet, data: dict, config: PretrainConfig, work: Pat
     draw_batch = batch_sampler([obj for obj, _, _ in parts], config, rng)
     device = pipeline.unet.device
     tokens = [ids.to(device) for ids in tokens]
-    time_ids = torch.tensor([[RESOLUTION, RESOLUTION, 0, 0, RESOLUTION, RESOLUTION]], dtype=torch.float32, device=device)
+    time_ids = size_time_ids(device)
     factor = pipeline.vae.config.scaling_factor
     for model in models.values():
         model.train()
